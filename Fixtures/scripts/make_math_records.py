@@ -1,0 +1,98 @@
+"""Reference values for moe-compress's small math functions, recorded from torch/numpy/transformers.
+
+Run from the repository root:  python3 Fixtures/scripts/make_math_records.py
+Writes Fixtures/records/math.json. Every expected number in the Swift unit tests comes from here.
+"""
+import json
+import math
+
+import numpy as np
+import torch
+import transformers
+from transformers.models.mixtral.configuration_mixtral import MixtralConfig
+from transformers.models.mixtral.modeling_mixtral import MixtralRotaryEmbedding, apply_rotary_pos_emb
+
+OUT = "Fixtures/records/math.json"
+
+
+def floats(tensor):
+    return [float(x) for x in np.asarray(tensor, dtype=np.float64).reshape(-1)]
+
+
+def rms_norm_case(rng):
+    x = torch.tensor(rng.normal(size=(3, 16)), dtype=torch.float32)
+    weight = torch.tensor(1 + 0.1 * rng.normal(size=16), dtype=torch.float32)
+    eps = 1e-6
+    variance = x.pow(2).mean(-1, keepdim=True)
+    y = weight * (x * torch.rsqrt(variance + eps))  # LlamaRMSNorm in float32
+    return {"input": floats(x), "weight": floats(weight), "width": 16, "epsilon": eps, "output": floats(y)}
+
+
+def softmax_case(rng):
+    x = torch.tensor(rng.normal(size=9) * 4, dtype=torch.float32)
+    return {"input": floats(x), "output": floats(torch.softmax(x, dim=-1)),
+            "logsumexp": float(torch.logsumexp(x.double(), dim=-1))}
+
+
+def silu_case(rng):
+    x = torch.tensor(rng.normal(size=12) * 3, dtype=torch.float32)
+    return {"input": floats(x), "silu": floats(torch.nn.functional.silu(x)), "sigmoid": floats(torch.sigmoid(x))}
+
+
+def topk_case(rng):
+    x = torch.tensor(rng.normal(size=16), dtype=torch.float32)
+    values, indices = torch.topk(x, 4)
+    return {"input": floats(x), "k": 4, "indices": [int(i) for i in indices]}
+
+
+def rope_case(rng):
+    head_dim, heads, positions, theta = 16, 2, 7, 50000.0
+    config = MixtralConfig(hidden_size=head_dim * heads, num_attention_heads=heads, head_dim=head_dim, rope_theta=theta)
+    rotary = MixtralRotaryEmbedding(config)
+    q = torch.tensor(rng.normal(size=(1, heads, positions, head_dim)), dtype=torch.float32)
+    position_ids = torch.arange(positions)[None, :]
+    cos, sin = rotary(q, position_ids)
+    rotated, _ = apply_rotary_pos_emb(q, q, cos, sin)
+    # Swift lays each position's heads out contiguously: [position][head][dim].
+    return {"head_dim": head_dim, "heads": heads, "theta": theta, "positions": positions,
+            "input": floats(q[0].transpose(0, 1)), "output": floats(rotated[0].transpose(0, 1))}
+
+
+def conversion_case(rng):
+    values = np.concatenate([rng.normal(size=40) * 1000, [0.0, -0.0, 65504.0, 1e-7, 6e-8, 3.0e38, -3.0e38, 1.0 / 3.0]])
+    f32 = torch.tensor(values, dtype=torch.float32)
+    bf16 = f32.to(torch.bfloat16)
+    f16 = torch.tensor(values, dtype=torch.float32).to(torch.float16)
+    return {"float32": floats(f32),
+            "bf16_bits": [int(b) & 0xFFFF for b in bf16.view(torch.int16).tolist()],
+            "bf16_as_float32": floats(bf16.float()),
+            "f16_bits": [int(b) & 0xFFFF for b in f16.view(torch.int16).tolist()],
+            "f16_as_float32": [float(v) if math.isfinite(v) else (1e300 if v > 0 else -1e300) for v in f16.float().tolist()]}
+
+
+def linear_case(rng, tokens):
+    x = torch.tensor(rng.normal(size=(tokens, 5)), dtype=torch.float32)
+    w = torch.tensor(rng.normal(size=(3, 5)), dtype=torch.float32)
+    return {"tokens": tokens, "in_features": 5, "out_features": 3, "input": floats(x), "weight": floats(w),
+            "output": floats(torch.nn.functional.linear(x, w))}
+
+
+def main():
+    rng = np.random.default_rng(20261123)
+    record = {
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__},
+        "rms_norm": rms_norm_case(rng),
+        "softmax": softmax_case(rng),
+        "activations": silu_case(rng),
+        "top_k": topk_case(rng),
+        "rope": rope_case(rng),
+        "conversion": conversion_case(rng),
+        "linear": [linear_case(rng, 1), linear_case(rng, 4)],
+    }
+    with open(OUT, "w") as f:
+        json.dump(record, f, separators=(",", ":"))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "moe-compress",
+    products: [
+        .executable(name: "moe-compress", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // OpenBLAS + LAPACKE (apt: libopenblas-dev liblapacke-dev); only Tensors imports it.
+        .systemLibrary(
+            name: "CLinearAlgebra",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        // fp16/bf16 <-> f32 conversion with F16C runtime dispatch (see shared/reference/swift-stack.md §3).
+        .target(name: "CKernels"),
+        // Dense Float32 tensors, dtypes, BLAS wrappers and the small pure math functions.
+        .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CKernels"]),
+        // safetensors over mmap, sharded checkpoints, config.json, the streaming writer.
+        .target(name: "Checkpoint", dependencies: ["Tensors"]),
+        // Architectures described as data, resolved against a checkpoint.
+        .target(name: "Architectures", dependencies: ["Checkpoint", "Tensors"]),
+        // tokenizer.json: byte-level BPE and SentencePiece-style BPE.
+        .target(name: "Tokenizer"),
+        // The layer-by-layer forward pass, observers and perplexity.
+        .target(name: "Inference", dependencies: ["Architectures", "Checkpoint", "Tensors"]),
+        .executableTarget(
+            name: "CLI",
+            dependencies: [
+                "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Locates Fixtures/ and reads the records the fixture scripts made; used only by tests.
+        .target(name: "FixtureSupport", path: "Tests/FixtureSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "FixtureSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensors", "FixtureSupport"]),
+        .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Checkpoint", "FixtureSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "FixtureSupport"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "Architectures", "Checkpoint", "Tensors", "FixtureSupport"]),
+        // End-to-end: runs the built moe-compress binary as a user would.
+        .testTarget(name: "CLITests", dependencies: ["CLI", "FixtureSupport"]),
+    ]
+)

@@ -1,0 +1,24 @@
+extension ArchitectureSpec {
+    /// OLMoE: RMSNorm over the whole q and k projections, optional clip_qkv, head_dim always
+    /// hidden_size / heads, top-k weights not renormalised unless norm_topk_prob.
+    public static let olmoe: ArchitectureSpec = {
+        var keys = ConfigKeys(expertCount: ["num_experts"], expertWidth: ["intermediate_size"],
+                              defaultNormEpsilon: 1e-5, defaultRopeTheta: 10_000)
+        keys.headDim = []
+        var tensors = TensorNameTemplates(
+            router: "model.layers.{L}.mlp.gate.weight",
+            expertGate: "model.layers.{L}.mlp.experts.{E}.gate_proj.weight",
+            expertUp: "model.layers.{L}.mlp.experts.{E}.up_proj.weight",
+            expertDown: "model.layers.{L}.mlp.experts.{E}.down_proj.weight")
+        tensors.queryNorm = "model.layers.{L}.self_attn.q_norm.weight"
+        tensors.keyNorm = "model.layers.{L}.self_attn.k_norm.weight"
+        return ArchitectureSpec(
+            name: "OLMoE",
+            modelTypes: ["olmoe"],
+            keys: keys,
+            tensors: tensors,
+            attention: AttentionStyle(queryKeyNorm: .wholeProjection, clipKey: "clip_qkv"),
+            routing: RoutingRule(normalization: .configKey("norm_topk_prob", default: false)),
+            sparseLayers: .everyLayer)
+    }()
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Tensors
+
+extension MoECompress {
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure perplexity on a text file with this tool's own forward pass.",
+            discussion: """
+            Tokenizes the text with the model's tokenizer.json (adding its special tokens, as \
+            transformers' tokenizer does by default), keeps the first --max-tokens ids, and cuts \
+            them into consecutive non-overlapping windows of seq-len+1 ids stepping by seq-len, so \
+            every id after the first is predicted exactly once with at most seq-len ids of context. \
+            Windows are batched so each pass over the weights serves up to --batch-tokens ids; \
+            weights are streamed one layer (and one expert) at a time.
+
+            Example:
+              moe-compress eval Fixtures/default-model --text Fixtures/text/heldout.txt --seq-len 128 --max-tokens 4096
+            """)
+
+        @Argument(help: "Checkpoint directory.")
+        var model: String
+
+        @Option(help: "UTF-8 text file to evaluate on.")
+        var text: String
+
+        @Option(help: "Context length of each window.")
+        var seqLen = 512
+
+        @Option(help: "Use only the first N ids of the text (default: all).")
+        var maxTokens: Int?
+
+        @Option(help: "Ids per pass over the weights (more is faster, uses more activation memory).")
+        var batchTokens = 8192
+
+        @Option(help: "BLAS threads (default: OpenBLAS's own choice).")
+        var threads: Int?
+
+        @Flag(help: "Print one JSON object instead of text.")
+        var json = false
+
+        func validate() throws {
+            guard seqLen > 0 else { throw ValidationError("--seq-len must be positive") }
+            if let maxTokens, maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        }
+
+        func run() throws {
+            if let threads { BLAS.threads = threads }
+            let loaded = try LoadedModel(path: model)
+            let tokenizer = try loaded.tokenizer()
+            let content = try readUTF8Text(text)
+            var ids = tokenizer.encode(content, addSpecialTokens: true)
+            if let maxTokens { ids = Array(ids.prefix(maxTokens)) }
+            guard ids.count >= 2 else {
+                throw ValidationError("\(text): the text gives \(ids.count) token(s); at least 2 are needed")
+            }
+            let evaluator = PerplexityEvaluator(forward: ForwardPass(model: loaded.description, source: loaded.checkpoint),
+                                                sequenceLength: seqLen, batchTokens: batchTokens)
+            let bar = ProgressBar(label: "eval")
+            let result = try evaluator.evaluate(ids: ids) { done, total in bar.update(done: done, total: total) }
+            if json {
+                try printJSON(EvalReport(model: loaded.directory.path, text: text, result: result, blasCore: BLAS.coreName))
+            } else {
+                print(String(format: "perplexity %.4f over %ld predicted tokens (%ld tokens, seq-len %ld)",
+                             result.perplexity, result.predictedTokens, result.tokens, result.sequenceLength))
+                print(String(format: "%.1f tokens/s (%.2f s)", result.tokensPerSecond, result.seconds) + ", BLAS core \(BLAS.coreName)")
+            }
+        }
+    }
+}
+
+struct EvalReport: Encodable {
+    let model: String
+    let text: String
+    let perplexity: Double
+    let meanNLL: Double
+    let tokens: Int
+    let predictedTokens: Int
+    let seqLen: Int
+    let tokensPerSecond: Double
+    let seconds: Double
+    let blasCore: String
+
+    init(model: String, text: String, result: PerplexityResult, blasCore: String) {
+        self.model = model
+        self.text = text
+        perplexity = result.perplexity
+        meanNLL = result.meanNegativeLogLikelihood
+        tokens = result.tokens
+        predictedTokens = result.predictedTokens
+        seqLen = result.sequenceLength
+        tokensPerSecond = result.tokensPerSecond
+        seconds = result.seconds
+        self.blasCore = blasCore
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, text, perplexity, tokens, seconds
+        case meanNLL = "mean_nll", predictedTokens = "predicted_tokens", seqLen = "seq_len"
+        case tokensPerSecond = "tokens_per_second", blasCore = "blas_core"
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Tensors
+
+/// A Hugging Face checkpoint directory: config.json plus one or more safetensors shards (with
+/// model.safetensors.index.json when sharded). Opening it maps the shards and validates every
+/// header; no tensor data is read until asked for.
+public final class Checkpoint: TensorSource, @unchecked Sendable {
+    public static let indexFileName = "model.safetensors.index.json"
+
+    public let directory: URL
+    public let config: ModelConfig
+    public let shards: [SafetensorsFile]
+    public let tensorNames: [String]
+    private let locations: [String: (shard: Int, info: TensorInfo)]
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CheckpointError(file: directory.path, "not a model directory")
+        }
+        let configURL = directory.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw CheckpointError(file: configURL.path, "missing (every checkpoint needs a config.json)")
+        }
+        config = try ModelConfig(contentsOf: configURL)
+
+        let shardNames = try Self.shardFileNames(in: directory)
+        shards = try shardNames.map { try SafetensorsFile(path: directory.appendingPathComponent($0).path) }
+
+        var locations: [String: (shard: Int, info: TensorInfo)] = [:]
+        for (index, shard) in shards.enumerated() {
+            for info in shard.header.tensors {
+                if let existing = locations[info.name] {
+                    throw CheckpointError(file: shard.path, "tensor '\(info.name)' is also stored in \(shards[existing.shard].path)")
+                }
+                locations[info.name] = (index, info)
+            }
+        }
+        try Self.checkIndex(in: directory, against: locations.mapValues { shardNames[$0.shard] })
+        self.locations = locations
+        tensorNames = locations.keys.sorted(by: Self.naturalOrder)
+    }
+
+    public func descriptor(_ name: String) -> TensorDescriptor? {
+        guard let location = locations[name] else { return nil }
+        return TensorDescriptor(name: name, dtype: location.info.dtype, shape: location.info.shape)
+    }
+
+    /// The shard and header entry of a tensor, for byte-exact copies.
+    public func location(of name: String) -> (file: SafetensorsFile, info: TensorInfo)? {
+        guard let location = locations[name] else { return nil }
+        return (shards[location.shard], location.info)
+    }
+
+    public func readFloat32(_ name: String, into destination: UnsafeMutablePointer<Float>) throws {
+        guard let (file, info) = location(of: name) else {
+            throw CheckpointError(file: directory.path, "tensor '\(name)' not found")
+        }
+        try file.readFloat32(info, into: destination)
+    }
+
+    public func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
+        guard let (file, info) = location(of: name), info.shape.count == 2 else {
+            throw CheckpointError(file: directory.path, "tensor '\(name)' not found or not 2-D")
+        }
+        try file.readFloat32Rows(info, rows: rows, into: destination)
+    }
+
+    /// Total stored bytes per dtype.
+    public var bytesByDType: [DType: Int] {
+        var totals: [DType: Int] = [:]
+        for location in locations.values { totals[location.info.dtype, default: 0] += location.info.byteCount }
+        return totals
+    }
+
+    /// Names such as `layers.10` sort after `layers.9`.
+    public static func naturalOrder(_ lhs: String, _ rhs: String) -> Bool {
+        lhs.compare(rhs, options: [.numeric]) == .orderedAscending
+    }
+
+    private static func shardFileNames(in directory: URL) throws -> [String] {
+        let indexURL = directory.appendingPathComponent(indexFileName)
+        if FileManager.default.fileExists(atPath: indexURL.path) {
+            let weightMap = try readWeightMap(indexURL)
+            let names = Array(Set(weightMap.values)).sorted(by: naturalOrder)
+            for name in names where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+                throw CheckpointError(file: indexURL.path, "names shard '\(name)', which is missing")
+            }
+            return names
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?
+            .filter { $0.hasSuffix(".safetensors") }.sorted(by: naturalOrder) ?? []
+        guard !names.isEmpty else {
+            throw CheckpointError(file: directory.path, "no *.safetensors files (and no \(indexFileName))")
+        }
+        return names
+    }
+
+    private static func readWeightMap(_ indexURL: URL) throws -> [String: String] {
+        guard let data = try? Data(contentsOf: indexURL),
+              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw CheckpointError(file: indexURL.path, "not a valid JSON object")
+        }
+        guard let map = object["weight_map"] as? [String: String] else {
+            throw CheckpointError(file: indexURL.path, "missing 'weight_map' of tensor name to shard file")
+        }
+        return map
+    }
+
+    private static func checkIndex(in directory: URL, against storedIn: [String: String]) throws {
+        let indexURL = directory.appendingPathComponent(indexFileName)
+        guard FileManager.default.fileExists(atPath: indexURL.path) else { return }
+        let weightMap = try readWeightMap(indexURL)
+        for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
+            guard let actual = storedIn[name] else {
+                throw CheckpointError(file: indexURL.path, "tensor '\(name)' is mapped to \(shard) but no shard stores it")
+            }
+            guard actual == shard else {
+                throw CheckpointError(file: indexURL.path, "tensor '\(name)' is mapped to \(shard) but stored in \(actual)")
+            }
+        }
+    }
+}

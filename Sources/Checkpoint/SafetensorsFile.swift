@@ -1,0 +1,51 @@
+import Foundation
+import Tensors
+
+/// One mapped, validated safetensors file.
+public final class SafetensorsFile: @unchecked Sendable {
+    public let mapping: MappedFile
+    public let header: SafetensorsHeader
+    public private(set) var tensorsByName: [String: TensorInfo] = [:]
+
+    public var path: String { mapping.path }
+
+    public init(path: String) throws {
+        mapping = try MappedFile(path: path)
+        header = try SafetensorsHeader(file: path, bytes: mapping.bytes(0..<mapping.size))
+        for info in header.tensors { tensorsByName[info.name] = info }
+    }
+
+    /// The stored bytes of a tensor, valid while this file is open.
+    public func rawBytes(of info: TensorInfo) -> UnsafeRawBufferPointer {
+        mapping.bytes(absoluteRange(of: info))
+    }
+
+    /// Widens the tensor into `destination` (`info.elementCount` floats), then hands its pages
+    /// back to the kernel so a streamed pass keeps a bounded resident set.
+    public func readFloat32(_ info: TensorInfo, into destination: UnsafeMutablePointer<Float>) throws {
+        guard info.dtype.convertsToFloat else {
+            throw CheckpointError(file: path, "tensor '\(info.name)': \(info.dtype.rawValue) cannot be read as Float32")
+        }
+        if let base = rawBytes(of: info).baseAddress {
+            convertToFloat32(base, dtype: info.dtype, count: info.elementCount, into: destination)
+        }
+        mapping.release(absoluteRange(of: info))
+    }
+
+    /// Widens rows of a 2-D tensor; each row's bytes are contiguous in the file.
+    public func readFloat32Rows(_ info: TensorInfo, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
+        guard info.dtype.convertsToFloat else {
+            throw CheckpointError(file: path, "tensor '\(info.name)': \(info.dtype.rawValue) cannot be read as Float32")
+        }
+        let width = info.shape[1], rowBytes = width * info.dtype.byteSize
+        let bytes = rawBytes(of: info)
+        for (index, row) in rows.enumerated() {
+            precondition(row >= 0 && row < info.shape[0], "row \(row) outside \(info.name)")
+            convertToFloat32(bytes.baseAddress! + row * rowBytes, dtype: info.dtype, count: width, into: destination + index * width)
+        }
+    }
+
+    private func absoluteRange(of info: TensorInfo) -> Range<Int> {
+        (header.dataStart + info.dataRange.lowerBound)..<(header.dataStart + info.dataRange.upperBound)
+    }
+}

@@ -1,0 +1,53 @@
+import Tensors
+
+/// Shape and stored type of a named tensor, without its data.
+public struct TensorDescriptor: Sendable, Equatable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+
+    public init(name: String, dtype: DType, shape: [Int]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// Anything the forward pass can take weights from: a checkpoint on disk, a view that drops or
+/// merges experts, or (later) a quantized file that dequantizes on the fly. All weights reach the
+/// math as Float32, so every quality number comes from the same forward pass.
+public protocol TensorSource: AnyObject, Sendable {
+    /// Every tensor name, in a stable order.
+    var tensorNames: [String] { get }
+    func descriptor(_ name: String) -> TensorDescriptor?
+    /// Writes the tensor as Float32 into `destination`, which holds `descriptor(name)!.elementCount` floats.
+    func readFloat32(_ name: String, into destination: UnsafeMutablePointer<Float>) throws
+    /// Writes selected rows of a 2-D tensor (e.g. embedding rows for some token ids), one after
+    /// another; a large vocabulary's table need not be converted whole.
+    func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws
+}
+
+extension TensorSource {
+    /// Converts the whole tensor, then gathers; sources that can address rows do better.
+    public func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
+        let whole = try float32(name)
+        let width = whole.columns
+        for (index, row) in rows.enumerated() {
+            whole.scalars.withUnsafeBufferPointer { (destination + index * width).update(from: $0.baseAddress! + row * width, count: width) }
+        }
+    }
+
+    public func contains(_ name: String) -> Bool { descriptor(name) != nil }
+
+    /// The tensor as a freshly allocated Float32 `Tensor`.
+    public func float32(_ name: String) throws -> Tensor {
+        guard let descriptor = descriptor(name) else {
+            throw CheckpointError(file: name, "tensor not found in the checkpoint")
+        }
+        var scalars = [Float](repeating: 0, count: descriptor.elementCount)
+        try scalars.withUnsafeMutableBufferPointer { try readFloat32(name, into: $0.baseAddress!) }
+        return Tensor(shape: descriptor.shape, scalars: scalars)
+    }
+}

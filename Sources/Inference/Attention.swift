@@ -1,0 +1,100 @@
+import Architectures
+import Checkpoint
+import Foundation
+import Tensors
+
+/// Grouped-query self-attention with RoPE, as the Mixtral family computes it, over a batch of
+/// independent sequences.
+struct Attention {
+    let model: ModelDescription
+    let query: LinearWeights, key: LinearWeights, value: LinearWeights, output: LinearWeights
+    let queryNorm: FloatBuffer?, keyNorm: FloatBuffer?
+    let rotary: RotaryEmbedding
+
+    init(layer: Int, model: ModelDescription, source: TensorSource, rotary: RotaryEmbedding) throws {
+        let names = model.spec.tensors
+        self.model = model
+        self.rotary = rotary
+        query = try LinearWeights(names.query.filled(layer: layer), from: source)
+        key = try LinearWeights(names.key.filled(layer: layer), from: source)
+        value = try LinearWeights(names.value.filled(layer: layer), from: source)
+        output = try LinearWeights(names.output.filled(layer: layer), from: source)
+        if model.spec.attention.queryKeyNorm != .none, let q = names.queryNorm, let k = names.keyNorm {
+            queryNorm = try readVector(q.filled(layer: layer), from: source)
+            keyNorm = try readVector(k.filled(layer: layer), from: source)
+        } else {
+            queryNorm = nil
+            keyNorm = nil
+        }
+    }
+
+    /// Adds the attention output for `normed` (the input-normalised hidden states) to `residual`.
+    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer) {
+        let tokens = batch.tokenCount
+        let headDim = model.headDim
+        let queryWidth = model.attentionHeads * headDim
+        let keyValueWidth = model.keyValueHeads * headDim
+        let q = FloatBuffer(count: tokens * queryWidth)
+        let k = FloatBuffer(count: tokens * keyValueWidth)
+        let v = FloatBuffer(count: tokens * keyValueWidth)
+        query.apply(normed.pointer, tokens: tokens, into: q.pointer)
+        key.apply(normed.pointer, tokens: tokens, into: k.pointer)
+        value.apply(normed.pointer, tokens: tokens, into: v.pointer)
+
+        if let queryNorm, let keyNorm {
+            // Per head: rows of head_dim values; whole projection: one row per token.
+            let perHead = model.spec.attention.queryKeyNorm == .perHead
+            let qWidth = perHead ? headDim : queryWidth, kWidth = perHead ? headDim : keyValueWidth
+            rmsNormalize(q.pointer, count: q.count / qWidth, width: qWidth, weight: queryNorm.pointer, epsilon: model.normEpsilon)
+            rmsNormalize(k.pointer, count: k.count / kWidth, width: kWidth, weight: keyNorm.pointer, epsilon: model.normEpsilon)
+        }
+        if let clip = model.clipQKV {
+            for buffer in [q, k, v] {
+                for index in 0..<buffer.count { buffer[index] = min(max(buffer[index], -clip), clip) }
+            }
+        }
+        for (sequence, start) in zip(batch.sequences, batch.offsets) {
+            for position in 0..<sequence.count {
+                let token = start + position
+                rotary.apply(q.pointer + token * queryWidth, heads: model.attentionHeads, position: position)
+                rotary.apply(k.pointer + token * keyValueWidth, heads: model.keyValueHeads, position: position)
+            }
+        }
+
+        let context = FloatBuffer(count: tokens * queryWidth)
+        for (sequence, start) in zip(batch.sequences, batch.offsets) {
+            attendWithinSequence(length: sequence.count, start: start, q: q, k: k, v: v, into: context)
+        }
+        let projected = FloatBuffer(count: tokens * model.hiddenSize)
+        output.apply(context.pointer, tokens: tokens, into: projected.pointer)
+        for index in 0..<residual.count { residual[index] += projected[index] }
+    }
+
+    /// Causal (optionally sliding-window) softmax attention for one sequence, every head.
+    private func attendWithinSequence(length: Int, start: Int, q: FloatBuffer, k: FloatBuffer, v: FloatBuffer, into context: FloatBuffer) {
+        let headDim = model.headDim
+        let queryWidth = model.attentionHeads * headDim
+        let keyValueWidth = model.keyValueHeads * headDim
+        let groupSize = model.attentionHeads / model.keyValueHeads
+        let scale = 1 / Float(headDim).squareRoot()
+        let scores = FloatBuffer(count: length * length)
+        for head in 0..<model.attentionHeads {
+            let kvHead = head / groupSize
+            let qBase = q.pointer + start * queryWidth + head * headDim
+            let kBase = k.pointer + start * keyValueWidth + kvHead * headDim
+            let vBase = v.pointer + start * keyValueWidth + kvHead * headDim
+            gemm(m: length, n: length, k: headDim, alpha: scale, a: qBase, lda: queryWidth,
+                 b: kBase, ldb: keyValueWidth, transposeB: true, c: scores.pointer, ldc: length)
+            for row in 0..<length {
+                let rowScores = scores.pointer + row * length
+                // Keys visible to this query: not in the future, and within the sliding window.
+                let first = model.slidingWindow.map { max(0, row - $0 + 1) } ?? 0
+                for column in 0..<first { rowScores[column] = 0 }
+                softmaxInPlace(rowScores + first, count: row + 1 - first)
+                for column in (row + 1)..<length { rowScores[column] = 0 }
+            }
+            gemm(m: length, n: headDim, k: length, a: scores.pointer, lda: length,
+                 b: vBase, ldb: keyValueWidth, c: context.pointer + start * queryWidth + head * headDim, ldc: queryWidth)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/// The routing of one sparse layer for every token of a batch, as later stages (calibration,
+/// pruning statistics, merging) need it.
+public struct RoutingTrace: Sendable {
+    public let layer: Int
+    public let tokenCount: Int
+    public let expertCount: Int
+    public let expertsPerToken: Int
+    /// Router logits, `tokenCount x expertCount`, row-major.
+    public let routerLogits: [Float]
+    /// Softmax of the logits over all experts, `tokenCount x expertCount`.
+    public let probabilities: [Float]
+    /// Chosen experts, `tokenCount x expertsPerToken`, best first.
+    public let selectedExperts: [Int]
+    /// Their weights as the block applies them (renormalised when the family does).
+    public let selectedWeights: [Float]
+}
+
+/// One expert's work in one layer: the tokens routed to it, its inputs (the normalised hidden
+/// states) and its outputs before the routing weight is applied.
+public struct ExpertActivations {
+    public let layer: Int
+    public let expert: Int
+    /// Indices into the batch's tokens.
+    public let tokens: [Int]
+    public let routingWeights: [Float]
+    /// `tokens.count x hiddenSize`.
+    public let inputs: UnsafeBufferPointer<Float>
+    /// `tokens.count x hiddenSize`.
+    public let outputs: UnsafeBufferPointer<Float>
+}
+
+/// Watches the batch pass through each sparse layer, without a second forward implementation.
+/// Expert activations are large, so they are delivered only when asked for; the buffers are
+/// valid only during the call.
+public protocol ForwardObserver: AnyObject {
+    var wantsExpertActivations: Bool { get }
+    func observe(routing: RoutingTrace)
+    func observe(expert: ExpertActivations)
+}
+
+extension ForwardObserver {
+    public var wantsExpertActivations: Bool { false }
+    public func observe(expert: ExpertActivations) {}
+}
+
+/// Records every routing trace; what `forward` prints and the fixture tests compare.
+public final class RoutingRecorder: ForwardObserver {
+    public private(set) var traces: [RoutingTrace] = []
+    public init() {}
+    public func observe(routing: RoutingTrace) { traces.append(routing) }
+}

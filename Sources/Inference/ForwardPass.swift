@@ -1,0 +1,89 @@
+import Architectures
+import Checkpoint
+import Tensors
+
+/// Runs a batch of sequences through a model one decoder layer at a time: every sequence passes
+/// layer L before any enters layer L+1, so only one layer's weights (and, in sparse layers, one
+/// expert's) are in memory at once, and observers see each layer's routing for the whole batch.
+public final class ForwardPass {
+    public let model: ModelDescription
+    public let source: TensorSource
+    private let rotary: RotaryEmbedding
+
+    public init(model: ModelDescription, source: TensorSource) {
+        self.model = model
+        self.source = source
+        rotary = RotaryEmbedding(headDim: model.headDim, theta: model.ropeTheta)
+    }
+
+    /// The final-normalised hidden states of every token (`batch.tokenCount x hiddenSize`).
+    /// `progress` is called after each layer with (layers done, layer count).
+    public func hiddenStates(_ batch: TokenBatch, observer: ForwardObserver? = nil,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> FloatBuffer {
+        for id in batch.ids where id < 0 || id >= model.vocabularySize {
+            throw CheckpointError(file: "input", "token id \(id) is outside the vocabulary (0..<\(model.vocabularySize))")
+        }
+        let states = try embed(batch.ids)
+        let normed = FloatBuffer(count: states.count)
+        let names = model.spec.tensors
+        for layer in 0..<model.layerCount {
+            let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
+            normalize(states, into: normed, weight: inputNorm)
+            let attention = try Attention(layer: layer, model: model, source: source, rotary: rotary)
+            attention.apply(normed: normed, batch: batch, residual: states)
+
+            let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
+            normalize(states, into: normed, weight: postNorm)
+            switch model.feedForward[layer] {
+            case .dense:
+                let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
+                                       down: names.denseDown.filled(layer: layer), from: source)
+                let output = FloatBuffer(count: states.count)
+                mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
+                for index in 0..<states.count { states[index] += output[index] }
+            case .sparse(let shape):
+                let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source)
+                try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer)
+            }
+            progress?(layer + 1, model.layerCount)
+        }
+        let finalNorm = try readVector(names.finalNorm, from: source)
+        normalize(states, into: states, weight: finalNorm)
+        return states
+    }
+
+    /// Logits for `rows` rows of final hidden states (`rows x vocabularySize`).
+    public func outputHead() throws -> OutputHead {
+        try OutputHead(model: model, source: source)
+    }
+
+    /// The embedding rows of `ids`, read row by row from the source.
+    private func embed(_ ids: [Int]) throws -> FloatBuffer {
+        let states = FloatBuffer(uninitializedCount: ids.count * model.hiddenSize)
+        try source.readFloat32Rows(model.spec.tensors.embedding, rows: ids, into: states.pointer)
+        return states
+    }
+
+    private func normalize(_ input: FloatBuffer, into output: FloatBuffer, weight: FloatBuffer) {
+        if input !== output { output.pointer.update(from: input.pointer, count: input.count) }
+        rmsNormalize(output.pointer, count: output.count / model.hiddenSize, width: model.hiddenSize,
+                     weight: weight.pointer, epsilon: model.normEpsilon)
+    }
+}
+
+/// The language-model head, loaded once and applied to rows of final hidden states.
+public struct OutputHead {
+    private let projection: LinearWeights
+    public var vocabularySize: Int { projection.outFeatures }
+
+    init(model: ModelDescription, source: TensorSource) throws {
+        projection = try LinearWeights(model.outputHeadName(in: source), from: source)
+    }
+
+    /// Logits of `rows` consecutive hidden-state rows starting at `states`.
+    public func logits(_ states: UnsafePointer<Float>, rows: Int) -> FloatBuffer {
+        let output = FloatBuffer(count: rows * vocabularySize)
+        projection.apply(states, tokens: rows, into: output.pointer)
+        return output
+    }
+}

@@ -1,0 +1,62 @@
+import CKernels
+
+/// Widens stored elements to Float32. `source` points at `count` elements of `dtype`, which need
+/// not be aligned (safetensors offsets are only byte-aligned).
+public func convertToFloat32(_ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>) {
+    switch dtype {
+    case .f32:
+        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
+    case .bf16:
+        withAlignedHalves(source, count: count) { ck_bf16_to_f32($0, destination, count) }
+    case .f16:
+        withAlignedHalves(source, count: count) { ck_f16_to_f32($0, destination, count) }
+    case .f64: widen(source, Double.self, count, destination)
+    case .i8: widen(source, Int8.self, count, destination)
+    case .u8: widen(source, UInt8.self, count, destination)
+    case .i16: widen(source, Int16.self, count, destination)
+    case .u16: widen(source, UInt16.self, count, destination)
+    case .i32: widen(source, Int32.self, count, destination)
+    case .u32: widen(source, UInt32.self, count, destination)
+    case .i64: widen(source, Int64.self, count, destination)
+    case .u64: widen(source, UInt64.self, count, destination)
+    case .bool, .f8e4m3, .f8e5m2:
+        preconditionFailure("\(dtype.rawValue) has no Float32 conversion; check DType.convertsToFloat first")
+    }
+}
+
+/// Narrows Float32 to a stored float dtype (f32, f16 or bf16), rounding to nearest even.
+public func convertFromFloat32(_ source: UnsafePointer<Float>, count: Int, to dtype: DType, into destination: UnsafeMutableRawPointer) {
+    switch dtype {
+    case .f32:
+        destination.copyMemory(from: source, byteCount: count * 4)
+    case .bf16:
+        ck_f32_to_bf16(source, destination.assumingMemoryBound(to: UInt16.self), count)
+    case .f16:
+        ck_f32_to_f16(source, destination.assumingMemoryBound(to: UInt16.self), count)
+    default:
+        preconditionFailure("writing \(dtype.rawValue) from Float32 is not supported")
+    }
+}
+
+private func withAlignedHalves(_ source: UnsafeRawPointer, count: Int, _ body: (UnsafePointer<UInt16>) -> Void) {
+    if Int(bitPattern: source) % MemoryLayout<UInt16>.alignment == 0 {
+        body(source.assumingMemoryBound(to: UInt16.self))
+    } else {
+        let copy = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
+        defer { copy.deallocate() }
+        UnsafeMutableRawPointer(copy.baseAddress!).copyMemory(from: source, byteCount: count * 2)
+        body(copy.baseAddress!)
+    }
+}
+
+private func widen<T: BinaryInteger>(_ source: UnsafeRawPointer, _: T.Type, _ count: Int, _ destination: UnsafeMutablePointer<Float>) {
+    for index in 0..<count {
+        destination[index] = Float(source.loadUnaligned(fromByteOffset: index * MemoryLayout<T>.size, as: T.self))
+    }
+}
+
+private func widen(_ source: UnsafeRawPointer, _: Double.Type, _ count: Int, _ destination: UnsafeMutablePointer<Float>) {
+    for index in 0..<count {
+        destination[index] = Float(source.loadUnaligned(fromByteOffset: index * 8, as: Double.self))
+    }
+}

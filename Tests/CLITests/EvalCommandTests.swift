@@ -1,0 +1,46 @@
+import FixtureSupport
+import Foundation
+import Testing
+
+struct EvalCommandTests {
+    /// `moe-compress eval` on the trained default model agrees with the perplexity transformers
+    /// recorded on the same text, sequence length and token count.
+    @Test func perplexityOfTheDefaultModelMatchesTransformers() throws {
+        let record = try Fixtures.record("default-model.json")
+        let result = try MoECompressBinary.run([
+            "eval", record["model"] as! String, "--text", record["text"] as! String,
+            "--seq-len", String(record.int("seq_len")), "--max-tokens", String(record.int("max_tokens")), "--json",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report.int("tokens") == record.int("tokens"))
+        #expect(report.int("seq_len") == record.int("seq_len"))
+        #expect(report.double("tokens_per_second") > 0)
+        let ours = report.double("perplexity"), theirs = record.double("perplexity")
+        #expect(abs(ours - theirs) / theirs < 0.005, "moe-compress \(ours) vs transformers \(theirs)")
+        #expect(ours < record.double("unigram_perplexity") / 2, "the trained model should beat a unigram model clearly")
+    }
+
+    @Test func forwardJSONHasLogitsAndRoutingForEverySparseLayer() throws {
+        let record = try Fixtures.record("tiny-mixtral.json")
+        let ids = record.objects("forward")[1].ints("input_ids")
+        let result = try MoECompressBinary.run(["forward", "Fixtures/models/tiny-mixtral", "--ids", ids.map(String.init).joined(separator: ","), "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report.ints("input_ids") == ids)
+        #expect((report["logits"] as? [[Any]])?.count == ids.count)
+        #expect(report.objects("routing").map { $0.int("layer") } == record.objects("forward")[1].objects("routing").map { $0.int("layer") })
+    }
+
+    @Test func inspectReportsTheMoELayout() throws {
+        let result = try MoECompressBinary.run(["inspect", "Fixtures/models/tiny-qwen2-moe", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("Fixtures/models/tiny-qwen2-moe/config.json"))) as! [String: Any]
+        #expect(report.int("experts") == config.int("num_experts"))
+        #expect(report.int("top_k") == config.int("num_experts_per_tok"))
+        #expect(report.ints("dense_layers") == config.ints("mlp_only_layers"))
+        #expect(report.object("parameters").int("shared_experts") > 0)
+        #expect(report.objects("shards").count >= 3)
+    }
+}

@@ -1,0 +1,87 @@
+import FixtureSupport
+import Foundation
+import Tensors
+import Testing
+
+/// Each small math function against the values torch/transformers recorded in
+/// Fixtures/records/math.json (made by Fixtures/scripts/make_math_records.py).
+struct MathTests {
+    let record: [String: Any]
+
+    init() throws { record = try Fixtures.record("math.json") }
+
+    func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ what: String) {
+        #expect(actual.count == expected.count, "\(what): count")
+        let worst = zip(actual, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        #expect(worst <= tolerance, "\(what): worst relative error \(worst)")
+    }
+
+    @Test func rmsNormMatchesTransformers() {
+        let c = record.object("rms_norm")
+        let output = rmsNormalized(c.floats("input"), width: c.int("width"), weight: c.floats("weight"), epsilon: Float(c.double("epsilon")))
+        expectClose(output, c.floats("output"), tolerance: 1e-6, "rms_norm")
+    }
+
+    @Test func softmaxAndLogSumExpMatchTorch() {
+        let c = record.object("softmax")
+        let input = c.floats("input")
+        expectClose(softmax(input), c.floats("output"), tolerance: 1e-6, "softmax")
+        let lse = input.withUnsafeBufferPointer { logSumExp($0.baseAddress!, count: $0.count) }
+        #expect(abs(lse - c.double("logsumexp")) < 1e-5)
+    }
+
+    @Test func activationsMatchTorch() {
+        let c = record.object("activations")
+        expectClose(c.floats("input").map(silu), c.floats("silu"), tolerance: 1e-6, "silu")
+        expectClose(c.floats("input").map(sigmoid), c.floats("sigmoid"), tolerance: 1e-6, "sigmoid")
+    }
+
+    @Test func topKMatchesTorch() {
+        let c = record.object("top_k")
+        let input = c.floats("input")
+        let chosen = input.withUnsafeBufferPointer { topKIndices($0.baseAddress!, count: $0.count, k: c.int("k")) }
+        #expect(chosen == c.ints("indices"))
+    }
+
+    @Test func rotaryEmbeddingMatchesTransformers() {
+        let c = record.object("rope")
+        let rotary = RotaryEmbedding(headDim: c.int("head_dim"), theta: c.double("theta"))
+        var values = c.floats("input")
+        let width = c.int("head_dim") * c.int("heads")
+        values.withUnsafeMutableBufferPointer { buffer in
+            for position in 0..<c.int("positions") {
+                rotary.apply(buffer.baseAddress! + position * width, heads: c.int("heads"), position: position)
+            }
+        }
+        expectClose(values, c.floats("output"), tolerance: 2e-6, "rope")
+    }
+
+    @Test func halfPrecisionConversionsMatchTorchBitForBit() {
+        let c = record.object("conversion")
+        let source = c.floats("float32")
+        for (dtype, bitsKey, widenedKey) in [(DType.bf16, "bf16_bits", "bf16_as_float32"), (.f16, "f16_bits", "f16_as_float32")] {
+            var bits = [UInt16](repeating: 0, count: source.count)
+            source.withUnsafeBufferPointer { input in
+                bits.withUnsafeMutableBytes { convertFromFloat32(input.baseAddress!, count: source.count, to: dtype, into: $0.baseAddress!) }
+            }
+            #expect(bits.map(Int.init) == c.ints(bitsKey), "\(dtype) narrowing")
+            var widened = [Float](repeating: 0, count: source.count)
+            bits.withUnsafeBytes { raw in
+                widened.withUnsafeMutableBufferPointer { convertToFloat32(raw.baseAddress!, dtype: dtype, count: source.count, into: $0.baseAddress!) }
+            }
+            // The record stores ±infinity as ±1e300 (JSON has no infinity); Float(1e300) is infinite.
+            #expect(widened == c.floats(widenedKey), "\(dtype) widening")
+        }
+    }
+
+    @Test(arguments: [0, 1]) func linearMatchesTorch(caseIndex: Int) {
+        let c = record.objects("linear")[caseIndex]
+        let (tokens, inFeatures, outFeatures) = (c.int("tokens"), c.int("in_features"), c.int("out_features"))
+        var output = [Float](repeating: 0, count: tokens * outFeatures)
+        let input = c.floats("input"), weight = c.floats("weight")
+        output.withUnsafeMutableBufferPointer { out in
+            linear(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight, outFeatures: outFeatures, output: out.baseAddress!)
+        }
+        expectClose(output, c.floats("output"), tolerance: 1e-5, "linear with \(tokens) token(s)")
+    }
+}
