@@ -56,12 +56,12 @@ extension MoECompress {
             guard ids.count >= 2 else {
                 throw ValidationError("\(text): the text gives \(ids.count) token(s); at least 2 are needed")
             }
-            let evaluator = PerplexityEvaluator(forward: ForwardPass(model: loaded.description, source: loaded.checkpoint),
-                                                sequenceLength: seqLen, batchTokens: batchTokens)
+            let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint)
+            let evaluator = PerplexityEvaluator(forward: forward, sequenceLength: seqLen, batchTokens: batchTokens)
             let bar = ProgressBar(label: "eval")
             let result = try evaluator.evaluate(ids: ids) { done, total in bar.update(done: done, total: total) }
             if json {
-                try printJSON(EvalReport(model: loaded.directory.path, text: text, result: result, blasCore: BLAS.coreName))
+                try printJSON(EvalReport(model: loaded.directory.path, text: text, result: result, timings: forward.timings))
             } else {
                 print(String(format: "perplexity %.4f over %ld predicted tokens (%ld tokens, seq-len %ld)",
                              result.perplexity, result.predictedTokens, result.tokens, result.sequenceLength))
@@ -82,8 +82,12 @@ struct EvalReport: Encodable {
     let tokensPerSecond: Double
     let seconds: Double
     let blasCore: String
+    let blasThreads: Int
+    let weightSeconds: Double
+    let expertMatmulSeconds: Double
+    let expertMatmulGFLOPS: Double
 
-    init(model: String, text: String, result: PerplexityResult, blasCore: String) {
+    init(model: String, text: String, result: PerplexityResult, timings: ForwardTimings) {
         self.model = model
         self.text = text
         perplexity = result.perplexity
@@ -93,12 +97,18 @@ struct EvalReport: Encodable {
         seqLen = result.sequenceLength
         tokensPerSecond = result.tokensPerSecond
         seconds = result.seconds
-        self.blasCore = blasCore
+        blasCore = BLAS.coreName
+        blasThreads = BLAS.threads
+        weightSeconds = timings.weightSeconds
+        expertMatmulSeconds = timings.expertMatmulSeconds
+        expertMatmulGFLOPS = timings.expertMatmulGFLOPS
     }
 
     enum CodingKeys: String, CodingKey {
         case model, text, perplexity, tokens, seconds
         case meanNLL = "mean_nll", predictedTokens = "predicted_tokens", seqLen = "seq_len"
-        case tokensPerSecond = "tokens_per_second", blasCore = "blas_core"
+        case tokensPerSecond = "tokens_per_second", blasCore = "blas_core", blasThreads = "blas_threads"
+        case weightSeconds = "weight_seconds", expertMatmulSeconds = "expert_matmul_seconds"
+        case expertMatmulGFLOPS = "expert_matmul_gflops"
     }
 }

@@ -8,6 +8,8 @@ import Tensors
 public final class ForwardPass {
     public let model: ModelDescription
     public let source: TensorSource
+    /// Accumulated over every call; read after a run.
+    public let timings = ForwardTimings()
     private let rotary: RotaryEmbedding
 
     public init(model: ModelDescription, source: TensorSource) {
@@ -21,7 +23,7 @@ public final class ForwardPass {
     public func hiddenStates(_ batch: TokenBatch, observer: ForwardObserver? = nil,
                              progress: ((Int, Int) -> Void)? = nil) throws -> FloatBuffer {
         for id in batch.ids where id < 0 || id >= model.vocabularySize {
-            throw CheckpointError(file: "input", "token id \(id) is outside the vocabulary (0..<\(model.vocabularySize))")
+            throw InputError("token id \(id) is outside the model's vocabulary (0..<\(model.vocabularySize))")
         }
         let states = try embed(batch.ids)
         let normed = FloatBuffer(count: states.count)
@@ -29,7 +31,7 @@ public final class ForwardPass {
         for layer in 0..<model.layerCount {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
-            let attention = try Attention(layer: layer, model: model, source: source, rotary: rotary)
+            let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, rotary: rotary) }
             attention.apply(normed: normed, batch: batch, residual: states)
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
@@ -43,7 +45,7 @@ public final class ForwardPass {
                 for index in 0..<states.count { states[index] += output[index] }
             case .sparse(let shape):
                 let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source)
-                try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer)
+                try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer, timings: timings)
             }
             progress?(layer + 1, model.layerCount)
         }

@@ -28,7 +28,8 @@ struct SparseMoEBlock {
     }
 
     /// Adds the block's output for `normed` (post-attention-normalised states) to `residual`.
-    func apply(normed: FloatBuffer, tokens: Int, residual: FloatBuffer, source: TensorSource, observer: ForwardObserver?) throws {
+    func apply(normed: FloatBuffer, tokens: Int, residual: FloatBuffer, source: TensorSource,
+               observer: ForwardObserver?, timings: ForwardTimings) throws {
         let hidden = model.hiddenSize
         let experts = shape.expertCount, k = shape.expertsPerToken
         let logits = FloatBuffer(count: tokens * experts)
@@ -57,15 +58,19 @@ struct SparseMoEBlock {
         let combined = FloatBuffer(count: tokens * hidden)
         for expert in 0..<experts where !routedTokens[expert].isEmpty {
             let members = routedTokens[expert]
-            let inputs = FloatBuffer(count: members.count * hidden)
+            let inputs = FloatBuffer(uninitializedCount: members.count * hidden)
             for (row, token) in members.enumerated() {
                 (inputs.pointer + row * hidden).update(from: normed.pointer + token * hidden, count: hidden)
             }
-            let mlp = try GatedMLP(gate: names.expertGate.filled(layer: layer, expert: expert),
-                                   up: names.expertUp.filled(layer: layer, expert: expert),
-                                   down: names.expertDown.filled(layer: layer, expert: expert), from: source)
-            let outputs = FloatBuffer(count: members.count * hidden)
-            mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer)
+            let mlp = try timings.measureWeights {
+                try GatedMLP(gate: names.expertGate.filled(layer: layer, expert: expert),
+                             up: names.expertUp.filled(layer: layer, expert: expert),
+                             down: names.expertDown.filled(layer: layer, expert: expert), from: source)
+            }
+            let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
+            timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {
+                mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer)
+            }
             if let observer, observer.wantsExpertActivations {
                 observer.observe(expert: ExpertActivations(
                     layer: layer, expert: expert, tokens: members, routingWeights: routedWeights[expert],

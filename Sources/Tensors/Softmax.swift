@@ -21,11 +21,12 @@ public func softmax(_ values: [Float]) -> [Float] {
     return result
 }
 
-/// `log(sum(exp(values)))`, accumulated in Double: the perplexity of a large vocabulary depends on it.
+/// `log(sum(exp(values)))`. Each term is at most 1 and exact enough in Float; the sum over a
+/// large vocabulary is accumulated in Double, which is what perplexity depends on.
 public func logSumExp(_ values: UnsafePointer<Float>, count: Int) -> Double {
     var maximum = -Float.infinity
     for index in 0..<count { maximum = max(maximum, values[index]) }
     var sum: Double = 0
-    for index in 0..<count { sum += exp(Double(values[index] - maximum)) }
+    for index in 0..<count { sum += Double(expf(values[index] - maximum)) }
     return Double(maximum) + log(sum)
 }

@@ -1,0 +1,29 @@
+import Foundation
+
+/// Where a forward pass spent its time, for `eval --json` and the benchmark: reading and widening
+/// weights, and the routed experts' matrix multiplications (with their FLOPs, so the achieved
+/// GFLOP/s can be set against the machine's sgemm rate).
+public final class ForwardTimings: @unchecked Sendable {
+    public private(set) var weightSeconds: Double = 0
+    public private(set) var expertMatmulSeconds: Double = 0
+    public private(set) var expertMatmulFLOPs: Double = 0
+
+    public init() {}
+
+    public var expertMatmulGFLOPS: Double {
+        expertMatmulSeconds > 0 ? expertMatmulFLOPs / expertMatmulSeconds / 1e9 : 0
+    }
+
+    func measureWeights<T>(_ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { weightSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
+    }
+
+    func measureExpertMatmul(flops: Double, _ body: () -> Void) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        expertMatmulSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        expertMatmulFLOPs += flops
+    }
+}

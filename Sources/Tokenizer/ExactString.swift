@@ -1,0 +1,18 @@
+/// A string compared and hashed by its UTF-8 bytes. Swift's `String` equality is canonical
+/// equivalence ("é" == "e\u{301}"), but vocabularies are keyed by exact code points, as in Rust.
+struct ExactString: Hashable, Sendable {
+    let string: String
+
+    init(_ string: String) {
+        self.string = string
+    }
+
+    static func == (lhs: ExactString, rhs: ExactString) -> Bool {
+        lhs.string.utf8.elementsEqual(rhs.string.utf8)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        var string = string
+        string.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}

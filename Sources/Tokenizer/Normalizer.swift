@@ -1,0 +1,42 @@
+/// tokenizer.json's `normalizer`, applied to each stretch of input between added tokens.
+indirect enum Normalizer: Sendable {
+    case nfc
+    case lowercase
+    case prepend(String)
+    case replace(TextPattern, String)
+    case sequence([Normalizer])
+
+    init(json: JSONObject) throws {
+        switch try json.type() {
+        case "NFC": self = .nfc
+        case "Lowercase": self = .lowercase
+        case "Prepend": self = .prepend(try json.string("prepend"))
+        case "Replace": self = .replace(try TextPattern(json: json, key: "pattern"), try json.string("content"))
+        case "Sequence": self = .sequence(try json.objects("normalizers").map(Normalizer.init(json:)))
+        default: throw json.unsupported("normalizer")
+        }
+    }
+
+    func apply(_ text: String) -> String {
+        switch self {
+        case .nfc:
+            // Nothing below U+0300 changes under NFC. Foundation's NFC on Linux fails to compose
+            // Hangul jamo, so this uses the standard library's own (the one String comparison uses).
+            if text.unicodeScalars.allSatisfy({ $0.value < 0x300 }) { return text }
+            return String(decoding: text._nfcCodeUnits, as: UTF8.self)
+        case .lowercase:
+            // Character by character, without context (no final sigma), as Rust's char::to_lowercase.
+            var result = String.UnicodeScalarView()
+            for scalar in text.unicodeScalars {
+                result.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
+            }
+            return String(result)
+        case .prepend(let prefix):
+            return text.isEmpty ? text : prefix + text
+        case .replace(let pattern, let content):
+            return pattern.replacingMatches(in: text, with: content)
+        case .sequence(let normalizers):
+            return normalizers.reduce(text) { $1.apply($0) }
+        }
+    }
+}
