@@ -30,7 +30,7 @@ TEXTS = [
     "Hello world", "  two  spaces  ", "digits 12345 and 3.14, ok; fine", "MiXeD CaSe Ünïcödé",
     "A\u030a and \u00c5", "tab\there\nnew line\r\n", "<mask> hello <mask>world hello, sayhello hello_",
     "wor world swor", "unknown ꙮ 中文 \x7f", "", " ", "a", "the the the", "[DAY] monday [DAY]",
-    "aeiou queue", "<|endoftext|>x<|endoftext|>", "<s> a </s>", "</s>hello<s>world", "wait,, what;; ok  ,;", "abc abcd bcd cab ba c xyz axxb",
+    "aeiou queue", "a123 3a12 1a 123a", "<|endoftext|>x<|endoftext|>", "<s> a </s>", "</s>hello<s>world", "wait,, what;; ok  ,;", "abc abcd bcd cab ba c xyz axxb",
 ]
 
 
@@ -69,6 +69,12 @@ def cases(tok, texts):
     return result
 
 
+def toy(pre_tokenizer, model):
+    """Replacements making a bare tokenizer: just `pre_tokenizer` and a hand-made BPE `model`."""
+    return {"normalizer": None, "pre_tokenizer": pre_tokenizer, "post_processor": None, "decoder": None,
+            "added_tokens": [], "model": model}
+
+
 def toy_model(vocab, merges, **options):
     return json.loads(Tokenizer(models.BPE(vocab=vocab, merges=merges, **options)).to_str())["model"]
 
@@ -82,7 +88,9 @@ def variants():
     toy_merges = [("a", "b"), ("b", "c"), ("ab", "c"), ("c", "d"), ("abc", "d")]
     prefixed = ["<unk>", "a", "b", "c", "##a", "##b", "##c"]
     prefixed += [t + "</w>" for t in prefixed[1:]] + ["ab", "abc</w>", "##bc</w>"]
-    space_split = pre_tokenizers.Split(" ", behavior="removed")
+    toy_digits = {"<unk>": 0, "a": 1, "1": 2, "2": 3, "3": 4, "12": 5, "123": 6, "a1": 7, "3a": 8}
+    digit_merges = [("1", "2"), ("12", "3"), ("a", "1"), ("3", "a")]
+    space_split_json = component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.Split(" ", behavior="removed"))
     table = {
         "split-behaviours": (BYTELEVEL, {"pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(r"\d+"), behavior="removed"),
@@ -94,10 +102,10 @@ def variants():
             pre_tokenizers.Split(Regex(r"\w+"), behavior="removed", invert=True),
             pre_tokenizers.Split(Regex(r"[A-Z]"), behavior="merged_with_previous", invert=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))}, {}),
-        "digits-individual": (BYTELEVEL, {"pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]))}, {}),
-        "digits-grouped": (BYTELEVEL, {"pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=False), pre_tokenizers.ByteLevel(add_prefix_space=False)]))}, {}),
+        "digits-individual": (BYTELEVEL, toy(component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.Digits(individual_digits=True)),
+                                              toy_model(toy_digits, digit_merges, unk_token="<unk>")), {}),
+        "digits-grouped": (BYTELEVEL, toy(component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.Digits(individual_digits=False)),
+                                           toy_model(toy_digits, digit_merges, unk_token="<unk>")), {}),
         "gpt2-prefix-space": (BYTELEVEL, {
             "normalizer": None,
             "pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", pre_tokenizers.ByteLevel(add_prefix_space=True))}, {}),
@@ -135,23 +143,14 @@ def variants():
             decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Strip(" ", 0, 1), decoders.Fuse()]))}, {}),
         "sentencepiece-unknown-unfused": (SENTENCEPIECE, {}, {"byte_fallback": False, "fuse_unk": False}),
         "sentencepiece-unknown-fused": (SENTENCEPIECE, {}, {"byte_fallback": False, "fuse_unk": True}),
-        "toy-merges": (BYTELEVEL, {"normalizer": None, "pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", space_split),
-                                   "post_processor": None, "decoder": None, "added_tokens": [],
-                                   "model": toy_model(toy_letters, toy_merges, unk_token="<unk>")}, {}),
-        "toy-ignore-merges": (BYTELEVEL, {"normalizer": None, "pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", space_split),
-                                          "post_processor": None, "decoder": None, "added_tokens": [],
-                                          "model": toy_model(toy_letters, toy_merges, unk_token="<unk>", ignore_merges=True,
-                                                             fuse_unk=True)}, {}),
-        "toy-prefix-suffix": (BYTELEVEL, {"normalizer": None, "pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", space_split),
-                                          "post_processor": None, "decoder": None, "added_tokens": [],
-                                          "model": toy_model({t: i for i, t in enumerate(prefixed)},
-                                                             [("a", "##b"), ("ab", "##c</w>"), ("##b", "##c</w>")],
-                                                             unk_token="<unk>", continuing_subword_prefix="##",
-                                                             end_of_word_suffix="</w>")}, {}),
-        "toy-partial-byte-fallback": (BYTELEVEL, {"normalizer": None, "pre_tokenizer": component(BYTELEVEL, "pre_tokenizer", space_split),
-                                                  "post_processor": None, "decoder": None, "added_tokens": [],
-                                                  "model": toy_model({**toy_letters, "<0xC3>": 11, "<0xA9>": 12, "<0xE4>": 13},
-                                                                     toy_merges, unk_token="<unk>", byte_fallback=True)}, {}),
+        "toy-merges": (BYTELEVEL, toy(space_split_json, toy_model(toy_letters, toy_merges, unk_token="<unk>")), {}),
+        "toy-ignore-merges": (BYTELEVEL, toy(space_split_json, toy_model(toy_letters, toy_merges, unk_token="<unk>",
+                                                                         ignore_merges=True, fuse_unk=True)), {}),
+        "toy-prefix-suffix": (BYTELEVEL, toy(space_split_json, toy_model(
+            {t: i for i, t in enumerate(prefixed)}, [("a", "##b"), ("ab", "##c</w>"), ("##b", "##c</w>")],
+            unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>")), {}),
+        "toy-partial-byte-fallback": (BYTELEVEL, toy(space_split_json, toy_model(
+            {**toy_letters, "<0xC3>": 11, "<0xA9>": 12, "<0xE4>": 13}, toy_merges, unk_token="<unk>", byte_fallback=True)), {}),
     }
     result = []
     for name, (base, replace, model) in table.items():

@@ -23,7 +23,8 @@ final class BPEModel: Sendable {
     private static let cacheableWordBytes = 256
 
     init(json: JSONObject) throws {
-        guard try json.type() == "BPE" else { throw json.unsupported("model") }
+        // Files without a type are read as the first model that fits, as serde's untagged enum does.
+        guard try json.optionalString("type") ?? "BPE" == "BPE" else { throw json.unsupported("model") }
         if let dropout = try json.optionalDouble("dropout"), dropout != 0 {
             throw json.error("unsupported BPE dropout \(dropout) (encoding would be random)")
         }
@@ -174,13 +175,13 @@ final class BPEModel: Sendable {
         next[ids.count - 1] = -1
         var alive = [Bool](repeating: true, count: ids.count)
         var queue = MinHeap()
-        func merge(at position: Int) -> UInt64? {
+        func mergeStarting(at position: Int) -> UInt64? {
             let right = next[position]
             guard right >= 0 else { return nil }
             return merges[UInt64(UInt32(ids[position])) << 32 | UInt64(UInt32(ids[Int(right)]))]
         }
         func enqueue(_ position: Int) {
-            if let found = merge(at: position) { queue.push(found & 0xFFFF_FFFF_0000_0000 | UInt64(position)) }
+            if let found = mergeStarting(at: position) { queue.push(found & 0xFFFF_FFFF_0000_0000 | UInt64(position)) }
         }
         for position in 0..<(ids.count - 1) { enqueue(position) }
 
@@ -188,7 +189,7 @@ final class BPEModel: Sendable {
             let rank = top >> 32
             let position = Int(top & 0xFFFF_FFFF)
             // Entries go stale when a neighbour merged first; the pair then differs, and so does its rank.
-            guard alive[position], let found = merge(at: position), found >> 32 == rank else { continue }
+            guard alive[position], let found = mergeStarting(at: position), found >> 32 == rank else { continue }
             let right = Int(next[position])
             ids[position] = Int32(truncatingIfNeeded: found & 0xFFFF_FFFF)
             alive[right] = false
@@ -235,7 +236,7 @@ private struct MinHeap {
 }
 
 /// Two upper-case hex digits, as Rust's `{:02X}`.
-func hex(_ byte: UInt8) -> String {
+private func hex(_ byte: UInt8) -> String {
     let digits = Array("0123456789ABCDEF".unicodeScalars)
     return String(digits[Int(byte >> 4)]) + String(digits[Int(byte & 0xF)])
 }

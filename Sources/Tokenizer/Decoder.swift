@@ -16,12 +16,12 @@ indirect enum Decoder: Sendable {
         switch try json.type() {
         case "ByteLevel": self = .byteLevel
         case "Metaspace":
-            self = .metaspace(replacement: try PreTokenizer.character(json, "replacement"), scheme: try PrependScheme(json: json))
+            self = .metaspace(replacement: try json.character("replacement"), scheme: try PrependScheme(json: json))
         case "Replace": self = .replace(try TextPattern(json: json, key: "pattern"), try json.string("content"))
         case "ByteFallback": self = .byteFallback
         case "Fuse": self = .fuse
         case "Strip":
-            self = .strip(content: try PreTokenizer.character(json, "content"), start: try json.int("start"), stop: try json.int("stop"))
+            self = .strip(content: try json.character("content"), start: try json.int("start"), stop: try json.int("stop"))
         case "Sequence": self = .sequence(try json.objects("decoders").map(Decoder.init(json:)))
         default: throw json.unsupported("decoder")
         }

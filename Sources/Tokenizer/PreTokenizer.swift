@@ -37,7 +37,7 @@ indirect enum PreTokenizer: Sendable {
             self = .byteLevel(addPrefixSpace: try json.bool("add_prefix_space", default: true),
                               useRegex: try json.bool("use_regex", default: true))
         case "Metaspace":
-            self = .metaspace(replacement: try Self.character(json, "replacement"), scheme: try PrependScheme(json: json),
+            self = .metaspace(replacement: try json.character("replacement"), scheme: try PrependScheme(json: json),
                               split: try json.bool("split", default: true))
         case "Digits":
             self = .digits(individually: try json.bool("individual_digits", default: false))
@@ -46,15 +46,6 @@ indirect enum PreTokenizer: Sendable {
         default:
             throw json.unsupported("pre_tokenizer")
         }
-    }
-
-    /// A field that must hold exactly one character (Rust `char`).
-    static func character(_ json: JSONObject, _ key: String) throws -> Unicode.Scalar {
-        let string = try json.string(key)
-        guard string.unicodeScalars.count == 1, let scalar = string.unicodeScalars.first else {
-            throw json.error("\(json.path).\(key) must be a single character")
-        }
-        return scalar
     }
 
     /// GPT-2's word-splitting expression, which ByteLevel uses when `use_regex` is set.

@@ -58,6 +58,13 @@ struct JSONObject {
         return string
     }
 
+    /// A field that must hold exactly one character (a Rust `char`).
+    func character(_ key: String) throws -> Unicode.Scalar {
+        let scalars = try string(key).unicodeScalars
+        guard scalars.count == 1, let scalar = scalars.first else { throw error("\(location(key)) must be a single character") }
+        return scalar
+    }
+
     func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
         guard let value = value(key) else { return defaultValue }
         guard case .bool(let bool) = value else { throw error("\(location(key)) is not a boolean") }
