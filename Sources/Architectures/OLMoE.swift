@@ -5,11 +5,7 @@ extension ArchitectureSpec {
         var keys = ConfigKeys(expertCount: ["num_experts"], expertWidth: ["intermediate_size"],
                               defaultNormEpsilon: 1e-5, defaultRopeTheta: 10_000)
         keys.headDim = []
-        var tensors = TensorNameTemplates(
-            router: "model.layers.{L}.mlp.gate.weight",
-            expertGate: "model.layers.{L}.mlp.experts.{E}.gate_proj.weight",
-            expertUp: "model.layers.{L}.mlp.experts.{E}.up_proj.weight",
-            expertDown: "model.layers.{L}.mlp.experts.{E}.down_proj.weight")
+        var tensors = TensorNameTemplates.mlpExperts()
         tensors.queryNorm = "model.layers.{L}.self_attn.q_norm.weight"
         tensors.keyNorm = "model.layers.{L}.self_attn.k_norm.weight"
         return ArchitectureSpec(

@@ -5,11 +5,7 @@ extension ArchitectureSpec {
         var keys = ConfigKeys(expertCount: ["num_experts"], expertWidth: ["moe_intermediate_size"],
                               defaultNormEpsilon: 1e-6, defaultRopeTheta: 10_000)
         keys.sharedExpertWidth = ["shared_expert_intermediate_size"]
-        var tensors = TensorNameTemplates(
-            router: "model.layers.{L}.mlp.gate.weight",
-            expertGate: "model.layers.{L}.mlp.experts.{E}.gate_proj.weight",
-            expertUp: "model.layers.{L}.mlp.experts.{E}.up_proj.weight",
-            expertDown: "model.layers.{L}.mlp.experts.{E}.down_proj.weight")
+        var tensors = TensorNameTemplates.mlpExperts()
         tensors.sharedExpertGate = "model.layers.{L}.mlp.shared_expert.gate_proj.weight"
         tensors.sharedExpertUp = "model.layers.{L}.mlp.shared_expert.up_proj.weight"
         tensors.sharedExpertDown = "model.layers.{L}.mlp.shared_expert.down_proj.weight"

@@ -1,11 +1,7 @@
 extension ArchitectureSpec {
     /// Qwen3-MoE: RMSNorm on each query and key head, explicit head_dim, no shared expert.
     public static let qwen3MoE: ArchitectureSpec = {
-        var tensors = TensorNameTemplates(
-            router: "model.layers.{L}.mlp.gate.weight",
-            expertGate: "model.layers.{L}.mlp.experts.{E}.gate_proj.weight",
-            expertUp: "model.layers.{L}.mlp.experts.{E}.up_proj.weight",
-            expertDown: "model.layers.{L}.mlp.experts.{E}.down_proj.weight")
+        var tensors = TensorNameTemplates.mlpExperts()
         tensors.queryNorm = "model.layers.{L}.self_attn.q_norm.weight"
         tensors.keyNorm = "model.layers.{L}.self_attn.k_norm.weight"
         return ArchitectureSpec(

@@ -37,6 +37,15 @@ public struct TensorNameTemplates: Sendable {
         self.expertDown = expertDown
     }
 
+    /// The layout most families share: router `mlp.gate`, experts `mlp.experts.{E}.{gate,up,down}_proj`.
+    public static func mlpExperts() -> TensorNameTemplates {
+        TensorNameTemplates(
+            router: "model.layers.{L}.mlp.gate.weight",
+            expertGate: "model.layers.{L}.mlp.experts.{E}.gate_proj.weight",
+            expertUp: "model.layers.{L}.mlp.experts.{E}.up_proj.weight",
+            expertDown: "model.layers.{L}.mlp.experts.{E}.down_proj.weight")
+    }
+
     /// Every template with the kind of parameter it holds, for inventories and name checks.
     public var all: [(template: String, kind: ParameterKind)] {
         var result: [(String, ParameterKind)] = [

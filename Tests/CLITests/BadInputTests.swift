@@ -39,9 +39,16 @@ struct BadInputTests {
         return url.path
     }
 
-    /// The first expert weight in the header, to point offsets and shapes at.
-    static func someTensor(_ header: [String: Any]) -> String {
-        header.keys.filter { $0.contains("experts.0") }.sorted()[0]
+    /// Edits the header entry of the first expert weight in the model's first shard.
+    static func editExpertEntry(_ model: URL, _ edit: @escaping (inout [String: Any]) -> Void) throws -> String {
+        let file = try shard(model)
+        try editHeader(file) { header in
+            let name = header.keys.filter { $0.contains("experts.0") }.sorted()[0]
+            var entry = header[name] as! [String: Any]
+            edit(&entry)
+            header[name] = entry
+        }
+        return file.path
     }
 
     static let damages: [Damage] = [
@@ -81,35 +88,15 @@ struct BadInputTests {
             return file.path
         },
         Damage(name: "offsets out of range", model: "tiny-mixtral", expected: "outside the") { model in
-            let file = try shard(model)
-            try editHeader(file) { header in
-                let name = someTensor(header)
-                var entry = header[name] as! [String: Any]
-                let offsets = entry["data_offsets"] as! [Int]
-                entry["data_offsets"] = [offsets[0] + 1_000_000_000, offsets[1] + 1_000_000_000]
-                header[name] = entry
+            try editExpertEntry(model) { entry in
+                entry["data_offsets"] = (entry["data_offsets"] as! [Int]).map { $0 + 1_000_000_000 }
             }
-            return file.path
         },
         Damage(name: "shape disagrees with byte length", model: "tiny-mixtral", expected: "needs") { model in
-            let file = try shard(model)
-            try editHeader(file) { header in
-                let name = someTensor(header)
-                var entry = header[name] as! [String: Any]
-                entry["shape"] = (entry["shape"] as! [Int]).map { $0 + 1 }
-                header[name] = entry
-            }
-            return file.path
+            try editExpertEntry(model) { entry in entry["shape"] = (entry["shape"] as! [Int]).map { $0 + 1 } }
         },
         Damage(name: "unknown dtype", model: "tiny-mixtral", expected: "unknown dtype 'F12'") { model in
-            let file = try shard(model)
-            try editHeader(file) { header in
-                let name = someTensor(header)
-                var entry = header[name] as! [String: Any]
-                entry["dtype"] = "F12"
-                header[name] = entry
-            }
-            return file.path
+            try editExpertEntry(model) { entry in entry["dtype"] = "F12" }
         },
         Damage(name: "missing shard named by the index", model: "tiny-qwen2-moe", expected: "which is missing") { model in
             let names = try FileManager.default.contentsOfDirectory(atPath: model.path).filter { $0.hasSuffix(".safetensors") }.sorted()
