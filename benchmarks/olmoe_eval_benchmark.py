@@ -690,11 +690,39 @@ def main(argv: list[str]) -> None:
         },
         "results_dir": str(run_dir),
     }
+    if mc and mc["report"].get("expert_matmul_gflops"):
+        rows = max(1, summary["processed_tokens"] * summary["model"]["top_k"] // max(1, args.experts))
+        rate = machine_sgemm_gflops(rows, args.threads, env)
+        summary["machine_sgemm_gflops_expert_shapes"] = rate
+        summary["expert_matmul_gflops"] = mc["report"]["expert_matmul_gflops"]
+        summary["expert_matmul_fraction_of_sgemm"] = mc["report"]["expert_matmul_gflops"] / rate
     if mc and hf and mc.get("perplexity") and hf.get("perplexity"):
         summary["perplexity_relative_difference"] = (mc["perplexity"] - hf["perplexity"]) / hf["perplexity"]
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_table(summary)
     print(json.dumps(summary, indent=2))
+
+
+SGEMM_PROBE = """
+import json, sys, time
+import numpy as np
+m = int(sys.argv[1]); rates = []
+for n, k in ((EXPERT_WIDTH, HIDDEN), (HIDDEN, EXPERT_WIDTH)):
+    a = np.random.rand(m, k).astype(np.float32); b = np.random.rand(n, k).astype(np.float32)
+    a @ b.T
+    start = time.perf_counter()
+    for _ in range(10): a @ b.T
+    rates.append(2 * m * n * k * 10 / (time.perf_counter() - start) / 1e9)
+print(json.dumps(sum(rates) / len(rates)))
+""".replace("EXPERT_WIDTH", str(EXPERT_WIDTH)).replace("HIDDEN", str(HIDDEN))
+
+
+def machine_sgemm_gflops(rows: int, threads: int, env: dict) -> float:
+    """The machine's sgemm rate on the expert matmul shapes (rows = mean tokens per expert), by
+    numpy's OpenBLAS under the same OPENBLAS_* variables and thread count, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", SGEMM_PROBE, str(rows)], check=True, capture_output=True, text=True,
+                         env=dict(env, OPENBLAS_NUM_THREADS=str(threads)))
+    return float(out.stdout.strip())
 
 
 def print_table(s: dict) -> None:
@@ -721,6 +749,9 @@ def print_table(s: dict) -> None:
     q = s["ratio_moe_compress_over_transformers"]
     print(f"moe-compress / transformers: tokens/s x{fmt(q['tokens_per_second'], '.2f')}, "
           f"peak RSS x{fmt(q['peak_rss'], '.2f')}")
+    if "expert_matmul_gflops" in s:
+        print(f"expert matmuls {s['expert_matmul_gflops']:.1f} GFLOP/s = {100 * s['expert_matmul_fraction_of_sgemm']:.0f}% "
+              f"of this machine's sgemm on the same shapes ({s['machine_sgemm_gflops_expert_shapes']:.1f} GFLOP/s)")
     print()
 
 

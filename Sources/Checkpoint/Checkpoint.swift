@@ -67,6 +67,13 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         try file.readFloat32Rows(info, rows: rows, into: destination)
     }
 
+    public func prefetch(_ names: [String]) {
+        for name in names {
+            guard let (file, info) = location(of: name) else { continue }
+            file.mapping.prefetch((file.header.dataStart + info.dataRange.lowerBound)..<(file.header.dataStart + info.dataRange.upperBound))
+        }
+    }
+
     /// Total stored bytes per dtype.
     public var bytesByDType: [DType: Int] {
         var totals: [DType: Int] = [:]

@@ -47,6 +47,13 @@ public final class MappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
     }
 
+    /// Asks the kernel to start reading `range` from disk now, so the read overlaps other work.
+    public func prefetch(_ range: Range<Int>) {
+        guard let base, !range.isEmpty else { return }
+        let start = range.lowerBound / Self.pageSize * Self.pageSize
+        madvise(base + start, min(size, range.upperBound) - start, MADV_WILLNEED)
+    }
+
     /// Drops the pages covering `range` from this process (they stay in the page cache), so a
     /// streamed pass over a model larger than RAM keeps a bounded resident set.
     public func release(_ range: Range<Int>) {

@@ -27,9 +27,13 @@ public protocol TensorSource: AnyObject, Sendable {
     /// Writes selected rows of a 2-D tensor (e.g. embedding rows for some token ids), one after
     /// another; a large vocabulary's table need not be converted whole.
     func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws
+    /// A hint that these tensors are read next (a file-backed source starts the disk reads now).
+    func prefetch(_ names: [String])
 }
 
 extension TensorSource {
+    public func prefetch(_ names: [String]) {}
+
     /// Converts the whole tensor, then gathers; sources that can address rows do better.
     public func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
         let whole = try float32(name)

@@ -6,10 +6,11 @@ import Tensors
 struct GatedMLP {
     let gate: LinearWeights, up: LinearWeights, down: LinearWeights
 
-    init(gate: String, up: String, down: String, from source: TensorSource) throws {
-        self.gate = try LinearWeights(gate, from: source)
-        self.up = try LinearWeights(up, from: source)
-        self.down = try LinearWeights(down, from: source)
+    /// `storage`, when given, holds three buffers the weights are read into (reused across experts).
+    init(gate: String, up: String, down: String, from source: TensorSource, storage: [FloatBuffer] = []) throws {
+        self.gate = try LinearWeights(gate, from: source, storage: storage.first)
+        self.up = try LinearWeights(up, from: source, storage: storage.dropFirst().first)
+        self.down = try LinearWeights(down, from: source, storage: storage.dropFirst(2).first)
     }
 
     /// Writes the MLP's output for `tokens` rows of `input` into `output`.

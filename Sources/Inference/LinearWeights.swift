@@ -9,13 +9,19 @@ struct LinearWeights {
     let outFeatures: Int
     let inFeatures: Int
 
-    init(_ name: String, from source: TensorSource) throws {
+    /// Reads the weight into `storage` when given (so a layer's experts can share one set of
+    /// buffers instead of faulting in fresh pages for each), else into a new buffer.
+    init(_ name: String, from source: TensorSource, storage: FloatBuffer? = nil) throws {
         guard let descriptor = source.descriptor(name), descriptor.shape.count == 2 else {
             throw CheckpointError(file: name, "expected a 2-D tensor")
         }
         outFeatures = descriptor.shape[0]
         inFeatures = descriptor.shape[1]
-        weight = FloatBuffer(uninitializedCount: descriptor.elementCount)
+        if let storage, storage.count >= descriptor.elementCount {
+            weight = storage
+        } else {
+            weight = FloatBuffer(uninitializedCount: descriptor.elementCount)
+        }
         try source.readFloat32(name, into: weight.pointer)
         bias = source.contains(name.biasName) ? try readVector(name.biasName, from: source) : nil
     }

@@ -56,16 +56,23 @@ struct SparseMoEBlock {
 
         let names = model.spec.tensors
         let combined = FloatBuffer(count: tokens * hidden)
-        for expert in 0..<experts where !routedTokens[expert].isEmpty {
+        let expertStorage = (0..<3).map { _ in FloatBuffer(uninitializedCount: shape.expertWidth * hidden) }
+        let used = (0..<experts).filter { !routedTokens[$0].isEmpty }
+        func expertTensors(_ expert: Int) -> [String] {
+            [names.expertGate, names.expertUp, names.expertDown].map { $0.filled(layer: layer, expert: expert) }
+        }
+        if let first = used.first { source.prefetch(expertTensors(first)) }
+        for (position, expert) in used.enumerated() {
             let members = routedTokens[expert]
+            // Start reading the next expert from disk while this one computes.
+            if position + 1 < used.count { source.prefetch(expertTensors(used[position + 1])) }
             let inputs = FloatBuffer(uninitializedCount: members.count * hidden)
             for (row, token) in members.enumerated() {
                 (inputs.pointer + row * hidden).update(from: normed.pointer + token * hidden, count: hidden)
             }
             let mlp = try timings.measureWeights {
-                try GatedMLP(gate: names.expertGate.filled(layer: layer, expert: expert),
-                             up: names.expertUp.filled(layer: layer, expert: expert),
-                             down: names.expertDown.filled(layer: layer, expert: expert), from: source)
+                let tensors = expertTensors(expert)
+                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, storage: expertStorage)
             }
             let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
             timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {

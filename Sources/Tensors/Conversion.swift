@@ -1,8 +1,32 @@
 import CKernels
+import Dispatch
+import Foundation
 
 /// Widens stored elements to Float32. `source` points at `count` elements of `dtype`, which need
 /// not be aligned (safetensors offsets are only byte-aligned).
+///
+/// Large tensors are split across the cores: widening runs between BLAS calls, never during one,
+/// so it uses the cores BLAS would otherwise leave idle rather than competing with it. Streaming
+/// a bf16 checkpoint spends a large share of its time here (docs/benchmarks.md).
 public func convertToFloat32(_ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>) {
+    let workers = ProcessInfo.processInfo.activeProcessorCount
+    guard workers > 1, count >= 1 << 20 else {
+        convertChunkToFloat32(source, dtype: dtype, count: count, into: destination)
+        return
+    }
+    // Chunks are multiples of 64 elements so the vector kernels keep whole blocks.
+    let chunk = (count / workers + 63) / 64 * 64
+    // Each worker touches a disjoint chunk of both buffers, which outlive the call.
+    nonisolated(unsafe) let input = source, output = destination
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        let start = worker * chunk
+        guard start < count else { return }
+        convertChunkToFloat32(input + start * dtype.byteSize, dtype: dtype, count: min(chunk, count - start),
+                              into: output + start)
+    }
+}
+
+private func convertChunkToFloat32(_ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>) {
     switch dtype {
     case .f32:
         UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
