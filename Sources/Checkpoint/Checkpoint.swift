@@ -74,13 +74,6 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         }
     }
 
-    /// Total stored bytes per dtype.
-    public var bytesByDType: [DType: Int] {
-        var totals: [DType: Int] = [:]
-        for location in locations.values { totals[location.info.dtype, default: 0] += location.info.byteCount }
-        return totals
-    }
-
     /// Names such as `layers.10` sort after `layers.9`.
     public static func naturalOrder(_ lhs: String, _ rhs: String) -> Bool {
         lhs.compare(rhs, options: [.numeric]) == .orderedAscending

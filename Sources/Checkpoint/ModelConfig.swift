@@ -25,11 +25,6 @@ public struct ModelConfig: Sendable, Equatable {
 
     public var modelType: String? { json["model_type"]?.stringValue }
 
-    public func contains(_ key: String) -> Bool {
-        if let value = json[key], value != .null { return true }
-        return false
-    }
-
     public func int(_ key: String) throws -> Int {
         guard let value = try optionalInt(key) else { throw missing(key) }
         return value

@@ -54,7 +54,7 @@ public final class ForwardPass {
         return states
     }
 
-    /// Logits for `rows` rows of final hidden states (`rows x vocabularySize`).
+    /// The language-model head, to turn final hidden states into logits.
     public func outputHead() throws -> OutputHead {
         try OutputHead(model: model, source: source)
     }

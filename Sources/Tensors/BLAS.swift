@@ -5,7 +5,6 @@ import CLinearAlgebra
 public enum BLAS {
     /// The kernel family OpenBLAS picked (`OPENBLAS_CORETYPE` overrides it at load time).
     public static var coreName: String { String(cString: openblas_get_corename()) }
-    public static var configuration: String { String(cString: openblas_get_config()) }
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(newValue)) }

@@ -17,16 +17,9 @@ public final class FloatBuffer: @unchecked Sendable {
         pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
     }
 
-    public convenience init(_ values: [Float]) {
-        self.init(count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
-    }
-
     deinit { pointer.deallocate() }
 
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-
-    public func zero() { pointer.update(repeating: 0, count: count) }
 
     public subscript(index: Int) -> Float {
         get { pointer[index] }

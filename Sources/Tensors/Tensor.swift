@@ -12,18 +12,6 @@ public struct Tensor: Sendable, Equatable {
         self.scalars = scalars
     }
 
-    public init(zeros shape: [Int]) {
-        self.init(shape: shape, scalars: [Float](repeating: 0, count: shape.reduce(1, *)))
-    }
-
-    public var count: Int { scalars.count }
-
-    /// Rows and columns of a 2-D tensor (a 1-D tensor is one row).
-    public var rows: Int { shape.count == 1 ? 1 : shape[0] }
+    /// Elements per row of a 2-D tensor (the whole of a 1-D one).
     public var columns: Int { shape.last ?? 1 }
-
-    /// A copy of row `index` of a 2-D tensor.
-    public func row(_ index: Int) -> ArraySlice<Float> {
-        scalars[(index * columns)..<((index + 1) * columns)]
-    }
 }

@@ -37,7 +37,11 @@ struct CheckpointWriterTests {
         let values: [Float] = [1, -2.5, 3.140625, 0]
         let writer = try CheckpointWriter(destination: output, tensors: [TensorDescriptor(name: "w", dtype: .bf16, shape: [2, 2])])
         try values.withUnsafeBufferPointer { try writer.write("w", float32: $0) }
-        try writer.commit(config: ModelConfig(path: "config.json", json: .object(["model_type": .string("test")])), copyingAuxiliaryFilesFrom: nil)
+        // A stage describes its output by changing the input's config.
+        let config = ModelConfig(path: "config.json", json: .object(["model_type": .string("test"), "num_experts": .int(8)]))
+            .setting("num_experts", to: .int(6))
+        try writer.commit(config: config, copyingAuxiliaryFilesFrom: nil)
+        #expect(try ModelConfig(contentsOf: output.appendingPathComponent("config.json")).optionalInt("num_experts") == 6)
         let file = try SafetensorsFile(path: output.appendingPathComponent("model.safetensors").path)
         var back = [Float](repeating: 0, count: 4)
         try back.withUnsafeMutableBufferPointer { try file.readFloat32(file.tensorsByName["w"]!, into: $0.baseAddress!) }
