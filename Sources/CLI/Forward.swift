@@ -54,7 +54,10 @@ extension MoECompress {
 
             let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint)
             let recorder = RoutingRecorder()
-            let states = try forward.hiddenStates(TokenBatch(sequences: [inputIDs]), observer: recorder)
+            let bar = ProgressBar(label: "forward")
+            let states = try forward.hiddenStates(TokenBatch(sequences: [inputIDs]), observer: recorder) { done, total in
+                bar.update(done: done, total: total)
+            }
             let logits = try forward.outputHead().logits(states.pointer, rows: inputIDs.count)
             let vocabulary = logits.count / inputIDs.count
 
