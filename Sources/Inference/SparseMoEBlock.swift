@@ -30,49 +30,69 @@ struct SparseMoEBlock {
     /// Adds the block's output for `normed` (post-attention-normalised states) to `residual`.
     func apply(normed: FloatBuffer, tokens: Int, residual: FloatBuffer, source: TensorSource,
                observer: ForwardObserver?, timings: ForwardTimings) throws {
-        let hidden = model.hiddenSize
+        let routing = route(normed, tokens: tokens)
+        observer?.observe(routing: routing.trace)
+        let combined = FloatBuffer(count: tokens * model.hiddenSize)
+        try addRoutedExperts(routing, normed: normed, into: combined, source: source, observer: observer, timings: timings)
+        addSharedExpert(normed: normed, tokens: tokens, into: combined)
+        for index in 0..<residual.count { residual[index] += combined[index] }
+    }
+
+    /// Every token's experts and weights, and each expert's tokens.
+    private struct Routing {
+        let trace: RoutingTrace
+        var tokensOfExpert: [[Int]]
+        var weightsOfExpert: [[Float]]
+    }
+
+    private func route(_ normed: FloatBuffer, tokens: Int) -> Routing {
         let experts = shape.expertCount, k = shape.expertsPerToken
         let logits = FloatBuffer(count: tokens * experts)
         router.apply(normed.pointer, tokens: tokens, into: logits.pointer)
-
         let probabilities = FloatBuffer(count: tokens * experts)
         var selected = [Int](repeating: 0, count: tokens * k)
         var weights = [Float](repeating: 0, count: tokens * k)
-        var routedTokens = [[Int]](repeating: [], count: experts)
-        var routedWeights = [[Float]](repeating: [], count: experts)
+        var tokensOfExpert = [[Int]](repeating: [], count: experts)
+        var weightsOfExpert = [[Float]](repeating: [], count: experts)
         for token in 0..<tokens {
             let route = routeSoftmaxTopK(logits: logits.pointer + token * experts, expertCount: experts, k: k,
                                          normalize: model.normalizeTopK, probabilities: probabilities.pointer + token * experts)
             for slot in 0..<k {
                 selected[token * k + slot] = route.experts[slot]
                 weights[token * k + slot] = route.weights[slot]
-                routedTokens[route.experts[slot]].append(token)
-                routedWeights[route.experts[slot]].append(route.weights[slot])
+                tokensOfExpert[route.experts[slot]].append(token)
+                weightsOfExpert[route.experts[slot]].append(route.weights[slot])
             }
         }
-        observer?.observe(routing: RoutingTrace(layer: layer, tokenCount: tokens, expertCount: experts, expertsPerToken: k,
-                                                routerLogits: logits.array, probabilities: probabilities.array,
-                                                selectedExperts: selected, selectedWeights: weights))
+        let trace = RoutingTrace(layer: layer, tokenCount: tokens, expertCount: experts, expertsPerToken: k,
+                                 routerLogits: logits.array, probabilities: probabilities.array,
+                                 selectedExperts: selected, selectedWeights: weights)
+        return Routing(trace: trace, tokensOfExpert: tokensOfExpert, weightsOfExpert: weightsOfExpert)
+    }
 
+    /// Runs each chosen expert on its tokens (gathered into one matrix, so one sgemm per
+    /// projection) and adds the weighted outputs into `combined`. The three weight buffers are
+    /// shared by all experts of the layer, and the next expert's bytes are prefetched.
+    private func addRoutedExperts(_ routing: Routing, normed: FloatBuffer, into combined: FloatBuffer, source: TensorSource,
+                                  observer: ForwardObserver?, timings: ForwardTimings) throws {
+        let hidden = model.hiddenSize
         let names = model.spec.tensors
-        let combined = FloatBuffer(count: tokens * hidden)
-        let expertStorage = (0..<3).map { _ in FloatBuffer(uninitializedCount: shape.expertWidth * hidden) }
-        let used = (0..<experts).filter { !routedTokens[$0].isEmpty }
-        func expertTensors(_ expert: Int) -> [String] {
+        let storage = (0..<3).map { _ in FloatBuffer(uninitializedCount: shape.expertWidth * hidden) }
+        let used = routing.tokensOfExpert.indices.filter { !routing.tokensOfExpert[$0].isEmpty }
+        func tensorNames(_ expert: Int) -> [String] {
             [names.expertGate, names.expertUp, names.expertDown].map { $0.filled(layer: layer, expert: expert) }
         }
-        if let first = used.first { source.prefetch(expertTensors(first)) }
+        if let first = used.first { source.prefetch(tensorNames(first)) }
         for (position, expert) in used.enumerated() {
-            let members = routedTokens[expert]
-            // Start reading the next expert from disk while this one computes.
-            if position + 1 < used.count { source.prefetch(expertTensors(used[position + 1])) }
+            if position + 1 < used.count { source.prefetch(tensorNames(used[position + 1])) }
+            let members = routing.tokensOfExpert[expert], weights = routing.weightsOfExpert[expert]
             let inputs = FloatBuffer(uninitializedCount: members.count * hidden)
             for (row, token) in members.enumerated() {
                 (inputs.pointer + row * hidden).update(from: normed.pointer + token * hidden, count: hidden)
             }
             let mlp = try timings.measureWeights {
-                let tensors = expertTensors(expert)
-                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, storage: expertStorage)
+                let tensors = tensorNames(expert)
+                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, storage: storage)
             }
             let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
             timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {
@@ -80,28 +100,32 @@ struct SparseMoEBlock {
             }
             if let observer, observer.wantsExpertActivations {
                 observer.observe(expert: ExpertActivations(
-                    layer: layer, expert: expert, tokens: members, routingWeights: routedWeights[expert],
+                    layer: layer, expert: expert, tokens: members, routingWeights: weights,
                     inputs: UnsafeBufferPointer(start: inputs.pointer, count: inputs.count),
                     outputs: UnsafeBufferPointer(start: outputs.pointer, count: outputs.count)))
             }
             for (row, token) in members.enumerated() {
-                let weight = routedWeights[expert][row]
-                let target = combined.pointer + token * hidden, source = outputs.pointer + row * hidden
-                for index in 0..<hidden { target[index] += weight * source[index] }
+                addScaled(outputs.pointer + row * hidden, weights[row], into: combined.pointer + token * hidden, count: hidden)
             }
         }
-
-        if let sharedExpert {
-            let shared = FloatBuffer(count: tokens * hidden)
-            sharedExpert.apply(normed.pointer, tokens: tokens, into: shared.pointer)
-            let gates = FloatBuffer(count: tokens)
-            sharedExpertRouter?.apply(normed.pointer, tokens: tokens, into: gates.pointer)
-            for token in 0..<tokens {
-                let scale = sharedExpertRouter == nil ? 1 : sigmoid(gates[token])
-                let target = combined.pointer + token * hidden, source = shared.pointer + token * hidden
-                for index in 0..<hidden { target[index] += scale * source[index] }
-            }
-        }
-        for index in 0..<residual.count { residual[index] += combined[index] }
     }
+
+    /// The always-on shared expert, scaled per token by its sigmoid gate where the family has one.
+    private func addSharedExpert(normed: FloatBuffer, tokens: Int, into combined: FloatBuffer) {
+        guard let sharedExpert else { return }
+        let hidden = model.hiddenSize
+        let shared = FloatBuffer(uninitializedCount: tokens * hidden)
+        sharedExpert.apply(normed.pointer, tokens: tokens, into: shared.pointer)
+        let gates = FloatBuffer(count: tokens)
+        sharedExpertRouter?.apply(normed.pointer, tokens: tokens, into: gates.pointer)
+        for token in 0..<tokens {
+            let scale = sharedExpertRouter == nil ? 1 : sigmoid(gates[token])
+            addScaled(shared.pointer + token * hidden, scale, into: combined.pointer + token * hidden, count: hidden)
+        }
+    }
+}
+
+/// `target += scale * values`.
+private func addScaled(_ values: UnsafePointer<Float>, _ scale: Float, into target: UnsafeMutablePointer<Float>, count: Int) {
+    for index in 0..<count { target[index] += scale * values[index] }
 }
