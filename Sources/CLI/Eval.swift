@@ -16,7 +16,8 @@ extension MoECompress {
             weights are streamed one layer (and one expert) at a time.
 
             Example:
-              moe-compress eval Fixtures/default-model --text Fixtures/text/heldout.txt --seq-len 128 --max-tokens 4096
+              moe-compress eval Fixtures/default-model \\
+                --text Fixtures/text/heldout.txt --seq-len 128 --max-tokens 4096
             """)
 
         @Argument(help: "Checkpoint directory.")
