@@ -87,6 +87,7 @@ struct EvalReport: Encodable {
     let weightSeconds: Double
     let expertMatmulSeconds: Double
     let expertMatmulGFLOPS: Double
+    let attentionSeconds: Double
 
     init(model: String, text: String, result: PerplexityResult, timings: ForwardTimings) {
         self.model = model
@@ -103,6 +104,7 @@ struct EvalReport: Encodable {
         weightSeconds = timings.weightSeconds
         expertMatmulSeconds = timings.expertMatmulSeconds
         expertMatmulGFLOPS = timings.expertMatmulGFLOPS
+        attentionSeconds = timings.attentionSeconds
     }
 
     enum CodingKeys: String, CodingKey {
@@ -110,6 +112,6 @@ struct EvalReport: Encodable {
         case meanNLL = "mean_nll", predictedTokens = "predicted_tokens", seqLen = "seq_len"
         case tokensPerSecond = "tokens_per_second", blasCore = "blas_core", blasThreads = "blas_threads"
         case weightSeconds = "weight_seconds", expertMatmulSeconds = "expert_matmul_seconds"
-        case expertMatmulGFLOPS = "expert_matmul_gflops"
+        case expertMatmulGFLOPS = "expert_matmul_gflops", attentionSeconds = "attention_seconds"
     }
 }

@@ -32,7 +32,7 @@ public final class ForwardPass {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, rotary: rotary) }
-            attention.apply(normed: normed, batch: batch, residual: states)
+            timings.measureAttention { attention.apply(normed: normed, batch: batch, residual: states) }
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: postNorm)

@@ -7,6 +7,8 @@ public final class ForwardTimings: @unchecked Sendable {
     public private(set) var weightSeconds: Double = 0
     public private(set) var expertMatmulSeconds: Double = 0
     public private(set) var expertMatmulFLOPs: Double = 0
+    /// Attention compute (projections, RoPE, scores), without reading its weights.
+    public private(set) var attentionSeconds: Double = 0
 
     public init() {}
 
@@ -18,6 +20,12 @@ public final class ForwardTimings: @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { weightSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         return try body()
+    }
+
+    func measureAttention(_ body: () -> Void) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        attentionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
     func measureExpertMatmul(flops: Double, _ body: () -> Void) {
