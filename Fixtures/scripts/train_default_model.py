@@ -35,6 +35,7 @@ import torch.nn.functional as F
 import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoModelForCausalLM, MixtralConfig, MixtralForCausalLM
+from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
 SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
 MODEL_DIR = Path("Fixtures/default-model")
@@ -155,8 +156,8 @@ def train_tokenizer(documents):
     final = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     final.add_special_tokens(SPECIAL_TOKENS)
     final.pre_tokenizer = llama_pre_tokenizer()
-    final.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(content=" ", left=1, right=0)])
+    final.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                       decoders.Strip(content=" ", left=1, right=0)])
     # What LlamaTokenizerFast builds for add_bos_token=True, add_eos_token=False.
     final.post_processor = processors.TemplateProcessing(
         single="<s>:0 $A:0", pair="<s>:0 $A:0 <s>:1 $B:1", special_tokens=[("<s>", 1)])
@@ -213,8 +214,18 @@ def optimizer_for(model, args):
                              lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
 
 
+def per_layer_balance_loss(router_logits, config):
+    """Mixtral's load-balancing loss averaged over layers (2.0 when balanced, for top-2).
+
+    transformers' built-in aux_loss pools all layers' router logits, which only balances each
+    expert index summed over layers: in a trial run single layers still left experts dead.
+    """
+    return sum(load_balancing_loss_func((logits,), config.num_local_experts, config.num_experts_per_tok)
+               for logits in router_logits) / len(router_logits)
+
+
 def train(model, stream, args):
-    """Random windows of TRAIN_SEQ_LEN+1 ids from the stream; loss = LM loss + coef * router aux loss."""
+    """Random windows of TRAIN_SEQ_LEN+1 ids from the stream; loss = LM + coef * per-layer balance loss."""
     generator = torch.Generator().manual_seed(args.seed)
     data = torch.from_numpy(stream)
     optimizer = optimizer_for(model, args)
@@ -228,7 +239,8 @@ def train(model, stream, args):
         batch = torch.stack([data[s: s + TRAIN_SEQ_LEN + 1] for s in starts.tolist()])
         out = model(input_ids=batch[:, :-1], output_router_logits=True, use_cache=False)
         lm_loss = F.cross_entropy(out.logits.reshape(-1, VOCAB_SIZE), batch[:, 1:].reshape(-1))
-        loss = lm_loss + coef * out.aux_loss
+        aux_loss = per_layer_balance_loss(out.router_logits, model.config)
+        loss = lm_loss + coef * aux_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -238,7 +250,7 @@ def train(model, stream, args):
         if step % args.log_every == 0 or step == args.steps - 1:
             elapsed = time.time() - started
             tokens = (step + 1) * args.batch_size * TRAIN_SEQ_LEN
-            print(f"step {step:5d}  loss {lm_loss.item():.4f}  aux {out.aux_loss.item():.4f}  "
+            print(f"step {step:5d}  loss {lm_loss.item():.4f}  aux {aux_loss.item():.4f}  "
                   f"lr {learning_rate(step, args):.2e}  {tokens / elapsed:7.0f} tok/s  {elapsed:6.0f} s", flush=True)
     return {"steps": args.steps, "tokens_seen": args.steps * args.batch_size * TRAIN_SEQ_LEN,
             "seconds": round(time.time() - started, 1), "threads": args.threads,
