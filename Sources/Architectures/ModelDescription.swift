@@ -81,12 +81,16 @@ public struct ModelDescription: Sendable {
         guard headDim > 0, headDim % 2 == 0 else { throw config.error("head_dim must be positive and even, found \(headDim)") }
 
         normEpsilon = Float(try keys.normEpsilon.lazy.compactMap { try config.optionalDouble($0) }.first ?? keys.defaultNormEpsilon)
-        ropeTheta = try keys.ropeTheta.lazy.compactMap { try config.optionalDouble($0) }.first ?? keys.defaultRopeTheta
+        // transformers 5 moves rope_theta (and the scaling type) into a rope_parameters object.
+        let ropeParameters = config.json["rope_parameters"]
+        ropeTheta = try keys.ropeTheta.lazy.compactMap { try config.optionalDouble($0) }.first
+            ?? ropeParameters?["rope_theta"]?.doubleValue ?? keys.defaultRopeTheta
         tieWordEmbeddings = try keys.tieWordEmbeddings.lazy.compactMap { try config.optionalBool($0) }.first ?? false
-        if case .object(let scaling)? = config.json["rope_scaling"] {
+        for key in ["rope_scaling", "rope_parameters"] {
+            guard case .object(let scaling)? = config.json[key] else { continue }
             let type = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? "default"
             guard type == "default" else {
-                throw config.error("rope_scaling type '\(type)' is not supported yet (supported: default)")
+                throw config.error("\(key) type '\(type)' is not supported yet (supported: default)")
             }
         }
 

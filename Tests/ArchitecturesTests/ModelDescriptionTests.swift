@@ -35,6 +35,20 @@ struct ModelDescriptionTests {
         }
     }
 
+    /// transformers 5 writes `rope_parameters: {rope_type, rope_theta}` instead of `rope_theta`.
+    @Test func ropeThetaFromTransformers5RopeParameters() throws {
+        let original = try ModelDescription(config: try config("tiny-qwen3-moe") { _ in }, spec: .qwen3MoE)
+        let moved = try config("tiny-qwen3-moe") { members in
+            let theta = members["rope_theta"]!
+            members["rope_theta"] = nil
+            members["rope_parameters"] = .object(["rope_type": .string("default"), "rope_theta": theta])
+        }
+        #expect(try ModelDescription(config: moved, spec: .qwen3MoE).ropeTheta == original.ropeTheta)
+        #expect(original.ropeTheta != ArchitectureSpec.qwen3MoE.keys.defaultRopeTheta, "the fixture should use a non-default theta")
+        let yarn = try config("tiny-qwen3-moe") { $0["rope_parameters"] = .object(["rope_type": .string("yarn")]) }
+        #expect { _ = try ModelDescription(config: yarn, spec: .qwen3MoE) } throws: { "\($0)".contains("rope_parameters type 'yarn'") }
+    }
+
     @Test func qwen2DenseLayersFollowMlpOnlyLayers() throws {
         let checkpoint = try Checkpoint(directory: Fixtures.url("Fixtures/models/tiny-qwen2-moe"))
         let description = try ModelDescription(checkpoint: checkpoint)
