@@ -141,19 +141,25 @@ def numel(shape: list[int]) -> int:
     return n
 
 
+def greedy_groups(items, size_of, limit: int, fits=lambda group, item: True) -> list[list]:
+    """Consecutive items in groups of at most `limit` total size (a group always takes one item);
+    `fits` can also start a new group early."""
+    groups, current, total = [], [], 0
+    for item in items:
+        size = size_of(item)
+        if current and (total + size > limit or not fits(current, item)):
+            groups.append(current)
+            current, total = [], 0
+        current.append(item)
+        total += size
+    if current:
+        groups.append(current)
+    return groups
+
+
 def plan_shards(tensors, shard_bytes: int) -> list[list[tuple[str, list[int], str]]]:
     """Greedy split in state_dict order, like save_pretrained's max_shard_size."""
-    shards, current, size = [], [], 0
-    for t in tensors:
-        nbytes = numel(t[1]) * 2
-        if current and size + nbytes > shard_bytes:
-            shards.append(current)
-            current, size = [], 0
-        current.append(t)
-        size += nbytes
-    if current:
-        shards.append(current)
-    return shards
+    return greedy_groups(tensors, lambda t: numel(t[1]) * 2, shard_bytes)
 
 
 def random_bf16_pool(elements: int, seed: int):
@@ -351,17 +357,8 @@ def perplexity_windows(count: int, seq_len: int) -> list[tuple[int, int]]:
 
 def batch_windows(windows, batch_tokens: int) -> list[list[tuple[int, int]]]:
     """Consecutive windows of equal length, at most batch_tokens ids per batch (at least one)."""
-    batches, current, tokens = [], [], 0
-    for w in windows:
-        length = w[1] - w[0]
-        if current and (tokens + length > batch_tokens or length != current[0][1] - current[0][0]):
-            batches.append(current)
-            current, tokens = [], 0
-        current.append(w)
-        tokens += length
-    if current:
-        batches.append(current)
-    return batches
+    length = lambda w: w[1] - w[0]
+    return greedy_groups(windows, length, batch_tokens, lambda group, w: length(w) == length(group[0]))
 
 
 def read_status_self() -> dict[str, int]:
