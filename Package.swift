@@ -17,8 +17,11 @@ let package = Package(
         ),
         // fp16/bf16 <-> f32 conversion with F16C runtime dispatch (see shared/reference/swift-stack.md §3).
         .target(name: "CKernels"),
-        // Dense Float32 tensors, dtypes, BLAS wrappers and the small pure math functions.
-        .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CKernels"]),
+        // Float32 and bfloat16 matrix products through oneDNN (apt: libdnnl-dev), whose kernels
+        // follow the CPU's own features rather than OPENBLAS_CORETYPE (docs/design.md).
+        .target(name: "CMatmul", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+        // Dense Float32 tensors, dtypes, matrix-product wrappers and the small pure math functions.
+        .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CKernels", "CMatmul"]),
         // safetensors over mmap, sharded checkpoints, config.json, the streaming writer.
         .target(name: "Checkpoint", dependencies: ["Tensors"]),
         // Architectures described as data, resolved against a checkpoint.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the C libraries moe-compress links against (OpenBLAS, LAPACKE), if they are missing.
+# Installs the C libraries moe-compress links against (OpenBLAS, LAPACKE, oneDNN), if they are missing.
 set -euo pipefail
-packages=(libopenblas-dev liblapacke-dev)
+packages=(libopenblas-dev liblapacke-dev libdnnl-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,19 +1,25 @@
 import CLinearAlgebra
+import CMatmul
 
-/// Thin, typed wrappers over OpenBLAS. Everything that multiplies matrices goes through here, so
-/// this is the only file that imports the C binding.
+/// The two matrix libraries: OpenBLAS for matrix-vector products (and LAPACK later), oneDNN for
+/// matrix-matrix products. oneDNN picks its kernels from the CPU's features, while OpenBLAS here
+/// is held to `OPENBLAS_CORETYPE` (this environment forces Haswell, which halves sgemm on AVX-512
+/// machines; docs/benchmarks.md), and Debian's OpenBLAS has no bfloat16 GEMM.
 public enum BLAS {
     /// The kernel family OpenBLAS picked (`OPENBLAS_CORETYPE` overrides it at load time).
     public static var coreName: String { String(cString: openblas_get_corename()) }
+    /// Threads for both libraries; they never run at the same time, so each may use every core.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        get { Int(cm_threads()) }
+        set {
+            openblas_set_num_threads(Int32(newValue))
+            cm_set_threads(Int32(newValue))
+        }
     }
 }
 
 /// `C = alpha * op(A) * op(B) + beta * C`, row-major, with explicit leading dimensions so that
 /// strided views (one attention head inside a packed projection) need no copies.
-@inlinable
 public func gemm(
     m: Int, n: Int, k: Int,
     alpha: Float = 1,
@@ -22,17 +28,13 @@ public func gemm(
     beta: Float = 0,
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
-    cblas_sgemm(
-        CblasRowMajor,
-        transposeA ? CblasTrans : CblasNoTrans,
-        transposeB ? CblasTrans : CblasNoTrans,
-        blasint(m), blasint(n), blasint(k),
-        alpha, a, blasint(lda), b, blasint(ldb),
-        beta, c, blasint(ldc))
+    let status = cm_sgemm(
+        CChar(UInt8(ascii: transposeA ? "T" : "N")), CChar(UInt8(ascii: transposeB ? "T" : "N")),
+        Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+    precondition(status == 0, "oneDNN sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
 }
 
 /// `y = alpha * A * x + beta * y` for a row-major `rows x columns` matrix A.
-@inlinable
 public func gemv(
     rows: Int, columns: Int,
     alpha: Float = 1,
@@ -48,9 +50,8 @@ public func gemv(
 /// A linear layer without bias: `output[t] = weight * input[t]` for `tokens` rows, with `weight`
 /// stored as PyTorch does (`outFeatures x inFeatures`).
 ///
-/// OpenBLAS 0.3.21 does not forward m=1 GEMM to GEMV, and sgemv is ~2.7x faster there
-/// (shared/reference/swift-stack.md §2), so a single token takes the GEMV path.
-@inlinable
+/// A single token takes OpenBLAS's GEMV path, ~2.7x faster than a one-row GEMM
+/// (shared/reference/swift-stack.md §2).
 public func linear(
     input: UnsafePointer<Float>, tokens: Int, inFeatures: Int,
     weight: UnsafePointer<Float>, outFeatures: Int,
