@@ -77,6 +77,19 @@ def linear_case(rng, tokens):
             "output": floats(torch.nn.functional.linear(x, w))}
 
 
+def bf16_linear_case(rng, tokens):
+    """A bf16 linear layer as torch rounds its operands: Float32 input rounded to bf16 (nearest
+    even), bf16 weight; the expected output is the exact (float64) product of the rounded values,
+    which a Float32-accumulating kernel must match to Float32 rounding."""
+    in_features, out_features = 72, 40
+    x = torch.tensor(rng.normal(size=(tokens, in_features)), dtype=torch.float32)
+    w = torch.tensor(rng.normal(size=(out_features, in_features)), dtype=torch.float32).to(torch.bfloat16)
+    exact = torch.nn.functional.linear(x.to(torch.bfloat16).double(), w.double())
+    return {"tokens": tokens, "in_features": in_features, "out_features": out_features, "input": floats(x),
+            "weight_bf16_bits": [int(b) & 0xFFFF for b in w.view(torch.int16).reshape(-1).tolist()],
+            "output": floats(exact)}
+
+
 def main():
     rng = np.random.default_rng(20261123)
     record = {
@@ -88,6 +101,7 @@ def main():
         "rope": rope_case(rng),
         "conversion": conversion_case(rng),
         "linear": [linear_case(rng, 1), linear_case(rng, 4)],
+        "bf16_linear": [bf16_linear_case(rng, 1), bf16_linear_case(rng, 37)],
     }
     with open(OUT, "w") as f:
         json.dump(record, f, separators=(",", ":"))

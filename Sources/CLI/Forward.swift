@@ -31,6 +31,8 @@ extension MoECompress {
         @Option(help: "How many next-token predictions to show per position.")
         var top = 5
 
+        @OptionGroup var computeOptions: ComputeOptions
+
         @Flag(help: "Print one JSON object instead of text.")
         var json = false
 
@@ -40,6 +42,7 @@ extension MoECompress {
         }
 
         func run() throws {
+            computeOptions.apply()
             let loaded = try LoadedModel(path: model)
             var tokenizer: Tokenizer?
             let inputIDs: [Int]
@@ -52,7 +55,7 @@ extension MoECompress {
             guard !inputIDs.isEmpty else { throw ValidationError("the input gives no tokens") }
             if tokenizer == nil { tokenizer = try? loaded.tokenizer() }
 
-            let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint)
+            let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint, precision: computeOptions.compute)
             let recorder = RoutingRecorder()
             let bar = ProgressBar(label: "forward")
             let states = try forward.hiddenStates(TokenBatch(sequences: [inputIDs]), observer: recorder) { done, total in

@@ -60,6 +60,13 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         try file.readFloat32(info, into: destination)
     }
 
+    public func readBFloat16(_ name: String, into destination: UnsafeMutablePointer<UInt16>) throws {
+        guard let (file, info) = location(of: name) else {
+            throw CheckpointError(file: directory.path, "tensor '\(name)' not found")
+        }
+        try file.readBFloat16(info, into: destination)
+    }
+
     public func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
         guard let (file, info) = location(of: name), info.shape.count == 2 else {
             throw CheckpointError(file: directory.path, "tensor '\(name)' not found or not 2-D")

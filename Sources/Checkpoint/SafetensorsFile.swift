@@ -32,6 +32,24 @@ public final class SafetensorsFile: @unchecked Sendable {
         mapping.release(absoluteRange(of: info))
     }
 
+    /// Copies a bf16 tensor into `destination`, or widens and rounds any other float type, then
+    /// hands its pages back like `readFloat32`.
+    public func readBFloat16(_ info: TensorInfo, into destination: UnsafeMutablePointer<UInt16>) throws {
+        guard info.dtype.convertsToFloat else {
+            throw CheckpointError(file: path, "tensor '\(info.name)': \(info.dtype.rawValue) cannot be read as bfloat16")
+        }
+        if let base = rawBytes(of: info).baseAddress {
+            if info.dtype == .bf16 {
+                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: info.elementCount * 2)
+            } else {
+                let widened = FloatBuffer(uninitializedCount: info.elementCount)
+                convertToFloat32(base, dtype: info.dtype, count: info.elementCount, into: widened.pointer)
+                convertFromFloat32(widened.pointer, count: info.elementCount, to: .bf16, into: UnsafeMutableRawPointer(destination))
+            }
+        }
+        mapping.release(absoluteRange(of: info))
+    }
+
     /// Widens rows of a 2-D tensor; each row's bytes are contiguous in the file.
     public func readFloat32Rows(_ info: TensorInfo, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
         guard info.dtype.convertsToFloat else {

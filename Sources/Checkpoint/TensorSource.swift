@@ -16,8 +16,9 @@ public struct TensorDescriptor: Sendable, Equatable {
 }
 
 /// Anything the forward pass can take weights from: a checkpoint on disk, a view that drops or
-/// merges experts, or (later) a quantized file that dequantizes on the fly. All weights reach the
-/// math as Float32, so every quality number comes from the same forward pass.
+/// merges experts, or (later) a quantized file that dequantizes on the fly. Weights reach the math
+/// as Float32, or as bfloat16 when the forward pass computes in bf16, so every quality number
+/// comes from the same forward pass.
 public protocol TensorSource: AnyObject, Sendable {
     /// Every tensor name, in a stable order.
     var tensorNames: [String] { get }
@@ -27,6 +28,8 @@ public protocol TensorSource: AnyObject, Sendable {
     /// Writes selected rows of a 2-D tensor (e.g. embedding rows for some token ids), one after
     /// another; a large vocabulary's table need not be converted whole.
     func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws
+    /// Writes the tensor as bfloat16 bits (rounded to nearest even unless stored as bf16).
+    func readBFloat16(_ name: String, into destination: UnsafeMutablePointer<UInt16>) throws
     /// A hint that these tensors are read next (a file-backed source starts the disk reads now).
     func prefetch(_ names: [String])
 }
@@ -40,6 +43,14 @@ extension TensorSource {
         let width = whole.columns
         for (index, row) in rows.enumerated() {
             whole.scalars.withUnsafeBufferPointer { (destination + index * width).update(from: $0.baseAddress! + row * width, count: width) }
+        }
+    }
+
+    /// Reads as Float32, then rounds; sources that store bf16 copy instead.
+    public func readBFloat16(_ name: String, into destination: UnsafeMutablePointer<UInt16>) throws {
+        let whole = try float32(name)
+        whole.scalars.withUnsafeBufferPointer {
+            convertFromFloat32($0.baseAddress!, count: $0.count, to: .bf16, into: UnsafeMutableRawPointer(destination))
         }
     }
 

@@ -11,14 +11,14 @@ struct Attention {
     let queryNorm: FloatBuffer?, keyNorm: FloatBuffer?
     let rotary: RotaryEmbedding
 
-    init(layer: Int, model: ModelDescription, source: TensorSource, rotary: RotaryEmbedding) throws {
+    init(layer: Int, model: ModelDescription, source: TensorSource, precision: ComputePrecision, rotary: RotaryEmbedding) throws {
         let names = model.spec.tensors
         self.model = model
         self.rotary = rotary
-        query = try LinearWeights(names.query.filled(layer: layer), from: source)
-        key = try LinearWeights(names.key.filled(layer: layer), from: source)
-        value = try LinearWeights(names.value.filled(layer: layer), from: source)
-        output = try LinearWeights(names.output.filled(layer: layer), from: source)
+        query = try LinearWeights(names.query.filled(layer: layer), from: source, precision: precision)
+        key = try LinearWeights(names.key.filled(layer: layer), from: source, precision: precision)
+        value = try LinearWeights(names.value.filled(layer: layer), from: source, precision: precision)
+        output = try LinearWeights(names.output.filled(layer: layer), from: source, precision: precision)
         if model.spec.attention.queryKeyNorm != .none, let q = names.queryNorm, let k = names.keyNorm {
             queryNorm = try readVector(q.filled(layer: layer), from: source)
             keyNorm = try readVector(k.filled(layer: layer), from: source)

@@ -8,13 +8,15 @@ import Tensors
 public final class ForwardPass {
     public let model: ModelDescription
     public let source: TensorSource
+    public let precision: ComputePrecision
     /// Accumulated over every call; read after a run.
     public let timings = ForwardTimings()
     private let rotary: RotaryEmbedding
 
-    public init(model: ModelDescription, source: TensorSource) {
+    public init(model: ModelDescription, source: TensorSource, precision: ComputePrecision = .float32) {
         self.model = model
         self.source = source
+        self.precision = precision
         rotary = RotaryEmbedding(headDim: model.headDim, theta: model.ropeTheta)
     }
 
@@ -31,7 +33,7 @@ public final class ForwardPass {
         for layer in 0..<model.layerCount {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
-            let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, rotary: rotary) }
+            let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
             timings.measureAttention { attention.apply(normed: normed, batch: batch, residual: states) }
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
@@ -39,12 +41,12 @@ public final class ForwardPass {
             switch model.feedForward[layer] {
             case .dense:
                 let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
-                                       down: names.denseDown.filled(layer: layer), from: source)
+                                       down: names.denseDown.filled(layer: layer), from: source, precision: precision)
                 let output = FloatBuffer(count: states.count)
                 mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
                 for index in 0..<states.count { states[index] += output[index] }
             case .sparse(let shape):
-                let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source)
+                let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision)
                 try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer, timings: timings)
             }
             progress?(layer + 1, model.layerCount)
@@ -56,7 +58,7 @@ public final class ForwardPass {
 
     /// The language-model head, to turn final hidden states into logits.
     public func outputHead() throws -> OutputHead {
-        try OutputHead(model: model, source: source)
+        try OutputHead(model: model, source: source, precision: precision)
     }
 
     /// The embedding rows of `ids`, read row by row from the source.
@@ -78,8 +80,8 @@ public struct OutputHead {
     private let projection: LinearWeights
     public var vocabularySize: Int { projection.outFeatures }
 
-    init(model: ModelDescription, source: TensorSource) throws {
-        projection = try LinearWeights(model.outputHeadName(in: source), from: source)
+    init(model: ModelDescription, source: TensorSource, precision: ComputePrecision) throws {
+        projection = try LinearWeights(model.outputHeadName(in: source), from: source, precision: precision)
     }
 
     /// Logits of `rows` consecutive hidden-state rows starting at `states`.

@@ -6,11 +6,12 @@ import Tensors
 struct GatedMLP {
     let gate: LinearWeights, up: LinearWeights, down: LinearWeights
 
-    /// `storage`, when given, holds three buffers the weights are read into (reused across experts).
-    init(gate: String, up: String, down: String, from source: TensorSource, storage: [FloatBuffer] = []) throws {
-        self.gate = try LinearWeights(gate, from: source, storage: storage.first)
-        self.up = try LinearWeights(up, from: source, storage: storage.dropFirst().first)
-        self.down = try LinearWeights(down, from: source, storage: storage.dropFirst(2).first)
+    /// `buffers`, when given, are three buffers the weights are read into (reused across experts).
+    init(gate: String, up: String, down: String, from source: TensorSource, precision: ComputePrecision,
+         buffers: [WeightBuffer]? = nil) throws {
+        self.gate = try LinearWeights(gate, from: source, precision: precision, buffer: buffers?[0])
+        self.up = try LinearWeights(up, from: source, precision: precision, buffer: buffers?[1])
+        self.down = try LinearWeights(down, from: source, precision: precision, buffer: buffers?[2])
     }
 
     /// Writes the MLP's output for `tokens` rows of `input` into `output`.

@@ -11,15 +11,20 @@ struct SparseMoEBlock {
     let router: LinearWeights
     let sharedExpert: GatedMLP?
     let sharedExpertRouter: LinearWeights?
+    let precision: ComputePrecision
 
-    init(layer: Int, shape: MoEShape, model: ModelDescription, source: TensorSource) throws {
+    /// The routers stay Float32 whatever `precision` the experts compute in: expert choice is
+    /// discrete, and a router is a tiny share of the work.
+    init(layer: Int, shape: MoEShape, model: ModelDescription, source: TensorSource, precision: ComputePrecision) throws {
         let names = model.spec.tensors
         self.layer = layer
         self.model = model
         self.shape = shape
+        self.precision = precision
         router = try LinearWeights(names.router.filled(layer: layer), from: source)
         if shape.sharedExpertWidth != nil, let gate = names.sharedExpertGate, let up = names.sharedExpertUp, let down = names.sharedExpertDown {
-            sharedExpert = try GatedMLP(gate: gate.filled(layer: layer), up: up.filled(layer: layer), down: down.filled(layer: layer), from: source)
+            sharedExpert = try GatedMLP(gate: gate.filled(layer: layer), up: up.filled(layer: layer), down: down.filled(layer: layer),
+                                       from: source, precision: precision)
             sharedExpertRouter = try names.sharedExpertRouter.map { try LinearWeights($0.filled(layer: layer), from: source) }
         } else {
             sharedExpert = nil
@@ -77,7 +82,7 @@ struct SparseMoEBlock {
                                   observer: ForwardObserver?, timings: ForwardTimings) throws {
         let hidden = model.hiddenSize
         let names = model.spec.tensors
-        let storage = (0..<3).map { _ in FloatBuffer(uninitializedCount: shape.expertWidth * hidden) }
+        let buffers = (0..<3).map { _ in WeightBuffer() }
         let used = routing.tokensOfExpert.indices.filter { !routing.tokensOfExpert[$0].isEmpty }
         func tensorNames(_ expert: Int) -> [String] {
             [names.expertGate, names.expertUp, names.expertDown].map { $0.filled(layer: layer, expert: expert) }
@@ -92,7 +97,7 @@ struct SparseMoEBlock {
             }
             let mlp = try timings.measureWeights {
                 let tensors = tensorNames(expert)
-                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, storage: storage)
+                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, precision: precision, buffers: buffers)
             }
             let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
             timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {

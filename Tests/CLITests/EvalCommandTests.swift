@@ -21,6 +21,23 @@ struct EvalCommandTests {
         #expect(ours < record.double("unigram_perplexity") / 2, "the trained model should beat a unigram model clearly")
     }
 
+    /// `--compute bf16` moves the perplexity no further from transformers' float32 value than
+    /// transformers' own bf16 inference does (Fixtures/records/bf16-reference.json).
+    @Test func bfloat16PerplexityIsNoFurtherFromFloat32ThanTransformersBFloat16() throws {
+        let record = try Fixtures.record("default-model.json")
+        let yardstick = try Fixtures.record("bf16-reference.json").object("default_model")
+        let result = try MoECompressBinary.run([
+            "eval", record["model"] as! String, "--text", record["text"] as! String, "--compute", "bf16",
+            "--seq-len", String(record.int("seq_len")), "--max-tokens", String(record.int("max_tokens")), "--json",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["compute"] as? String == "bf16")
+        let float32 = record.double("perplexity")
+        let ours = abs(report.double("perplexity") - float32), theirs = abs(yardstick.double("perplexity") - float32)
+        #expect(theirs > 0 && ours <= theirs, "bf16 perplexity \(report.double("perplexity")) vs transformers bf16 \(yardstick.double("perplexity")), float32 \(float32)")
+    }
+
     @Test func forwardJSONHasLogitsAndRoutingForEverySparseLayer() throws {
         let record = try Fixtures.record("tiny-mixtral.json")
         let ids = record.objects("forward")[1].ints("input_ids")

@@ -84,4 +84,18 @@ struct MathTests {
         }
         expectClose(output, c.floats("output"), tolerance: 1e-5, "linear with \(tokens) token(s)")
     }
+
+    /// oneDNN's bf16 kernel must round the Float32 input to bf16 exactly as torch does and
+    /// accumulate in Float32: the record holds the exact product of the rounded operands.
+    @Test(arguments: [0, 1]) func bfloat16LinearMatchesTorchRounding(caseIndex: Int) {
+        let c = record.objects("bf16_linear")[caseIndex]
+        let (tokens, inFeatures, outFeatures) = (c.int("tokens"), c.int("in_features"), c.int("out_features"))
+        let input = c.floats("input"), weight = c.ints("weight_bf16_bits").map { UInt16($0) }
+        var output = [Float](repeating: .nan, count: tokens * outFeatures)
+        output.withUnsafeMutableBufferPointer { out in
+            linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight,
+                           outFeatures: outFeatures, output: out.baseAddress!)
+        }
+        expectClose(output, c.floats("output"), tolerance: 1e-5, "bf16 linear with \(tokens) token(s)")
+    }
 }
