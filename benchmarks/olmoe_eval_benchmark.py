@@ -9,11 +9,23 @@ One run of this script:
    to disk tensor by tensor;
 2. tokenizes the evaluation text with the model's tokenizer.json (add_special_tokens=True) and
    keeps the first --max-tokens ids;
-3. runs `moe-compress eval --json` on it in a measured child process (wall time, peak RSS);
+3. runs `moe-compress eval --json --compute MODE` on it in a measured child process (wall time,
+   peak RSS) once per mode of --compute (default both): f32 (Float32 linear layers) and bf16
+   (bf16 weights, bf16-rounded inputs, Float32 accumulation), each after warming the page cache;
 4. runs transformers' OlmoeForCausalLM (bf16, eager attention, no_grad) on the same ids and the
    same windows in another measured child process (load time, forward time, tokens/s, peak RSS,
    perplexity);
-5. prints a summary table and one JSON object (also saved under --work-dir/results/).
+5. probes, in a fresh process with the same environment and thread count, the rate this machine
+   reaches on the two GEMMs moe-compress runs per expert (gate+up stacked, [rows, 2048] x
+   [2048, 2048]^T, and down, [rows, 1024] x [2048, 1024]^T; rows = mean tokens per expert) with
+   numpy float32 (OpenBLAS under the current OPENBLAS_* variables), torch float32 and torch
+   bfloat16, and compares each mode's expert-matmul GFLOP/s with its reference: the faster
+   float32 one for f32, torch bfloat16 for bf16;
+6. prints a summary table and one JSON object (also saved under --work-dir/results/): per program
+   results (results["moe_compress_f32"], results["moe_compress_bf16"], results["transformers"]),
+   and per mode the ratios moe-compress/transformers (tokens/s, peak RSS), the relative
+   perplexity difference and the expert-matmul comparison (summary["expert_matmul"][mode]), plus
+   the probe's rates (summary["machine_matmul_gflops_expert_shapes"]).
 
 Each measured program runs under its own small wrapper process (`_measure`), which starts the
 program, samples /proc/PID/status while it runs, and afterwards reports
@@ -59,6 +71,8 @@ KV_HEADS = 16
 VOCAB = 50304
 TOP_K = 8
 BF16_ONE = 0x3F80
+
+COMPUTE_MODES = ("f32", "bf16")  # moe-compress eval --compute
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,6 +535,10 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def relative_difference(a, b):
+    return None if a is None or not b else (a - b) / b
+
+
 def fmt(value, spec: str) -> str:
     if value is None:
         width = spec.split(".")[0]
@@ -557,12 +575,54 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="float32 computes like moe-compress does, but needs RAM for 4 bytes a parameter "
                              "(use --layers 8 or fewer on a 24 GiB machine)")
     parser.add_argument("--skip-moe-compress", action="store_true")
+    parser.add_argument("--compute", default=",".join(COMPUTE_MODES),
+                        help="comma-separated moe-compress eval --compute modes to run, each in its own process "
+                             f"(from {', '.join(COMPUTE_MODES)})")
     args = parser.parse_args(argv)
+    args.compute = parse_compute_modes(args.compute, parser)
     if args.layers < 1 or args.experts < 1:
         parser.error("--layers and --experts must be positive")
     if args.seq_len < 1 or args.max_tokens < 2 or args.threads < 1:
         parser.error("--seq-len and --threads must be positive, --max-tokens at least 2")
     return args
+
+
+def parse_compute_modes(text: str, parser: argparse.ArgumentParser) -> list[str]:
+    """--compute's comma-separated list, in the given order, without repeats."""
+    modes = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    unknown = [m for m in modes if m not in COMPUTE_MODES]
+    if unknown or not modes:
+        parser.error(f"--compute takes a comma-separated list from {', '.join(COMPUTE_MODES)}, not {text!r}")
+    return modes
+
+
+def run_moe_compress(binary: Path, model_dir: Path, args: argparse.Namespace, mode: str, run_dir: Path,
+                     env: dict[str, str]) -> dict:
+    """One measured `moe-compress eval --compute MODE --json` run."""
+    cmd = [str(binary), "eval", str(model_dir), "--text", str(args.text), "--seq-len", str(args.seq_len),
+           "--max-tokens", str(args.max_tokens), "--batch-tokens", str(args.batch_tokens),
+           "--compute", mode, "--threads", str(args.threads), "--json"]
+    measured, stdout = run_measured(cmd, run_dir, f"moe-compress-{mode}", env)
+    report = last_json_object(stdout)
+    if report.get("compute") != mode:
+        log(f"warning: moe-compress --compute {mode} reports compute {report.get('compute')!r}")
+    return {
+        "compute": mode,
+        "tokens_per_second": report.get("tokens_per_second"),
+        "seconds": report.get("seconds"),
+        "wall_seconds": measured["wall_seconds"],
+        "peak_rss_gib": gib(measured["maxrss_kib"]),
+        "sampled_peak_rss_anon_gib": gib(measured["sampled_peak_rss_anon_kib"]),
+        "sampled_peak_rss_file_gib": gib(measured["sampled_peak_rss_file_kib"]),
+        "user_seconds": measured["user_seconds"],
+        "system_seconds": measured["system_seconds"],
+        "perplexity": report.get("perplexity"),
+        "tokens": report.get("tokens"),
+        "predicted_tokens": report.get("predicted_tokens"),
+        "blas_core": report.get("blas_core"),
+        "command": cmd,
+        "report": report,
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -604,31 +664,13 @@ def main(argv: list[str]) -> None:
 
     if not args.skip_moe_compress:
         binary = locate_binary(args.binary)
-        if not args.no_warm_cache:
-            warm_seconds["moe_compress"] = warm_page_cache(model_dir)
-        cmd = [str(binary), "eval", str(model_dir), "--text", str(args.text), "--seq-len", str(args.seq_len),
-               "--max-tokens", str(args.max_tokens), "--batch-tokens", str(args.batch_tokens),
-               "--threads", str(args.threads), "--json"]
-        measured, stdout = run_measured(cmd, run_dir, "moe-compress", env)
-        report = last_json_object(stdout)
-        results["moe_compress"] = {
-            "tokens_per_second": report.get("tokens_per_second"),
-            "seconds": report.get("seconds"),
-            "wall_seconds": measured["wall_seconds"],
-            "peak_rss_gib": gib(measured["maxrss_kib"]),
-            "sampled_peak_rss_anon_gib": gib(measured["sampled_peak_rss_anon_kib"]),
-            "sampled_peak_rss_file_gib": gib(measured["sampled_peak_rss_file_kib"]),
-            "user_seconds": measured["user_seconds"],
-            "system_seconds": measured["system_seconds"],
-            "perplexity": report.get("perplexity"),
-            "tokens": report.get("tokens"),
-            "predicted_tokens": report.get("predicted_tokens"),
-            "blas_core": report.get("blas_core"),
-            "command": cmd,
-            "report": report,
-        }
-        if report.get("tokens") != len(ids):
-            log(f"warning: moe-compress tokenized {report.get('tokens')} ids, tokenizers gives {len(ids)}")
+        for mode in args.compute:
+            if not args.no_warm_cache:
+                warm_seconds[f"moe_compress_{mode}"] = warm_page_cache(model_dir)
+            result = run_moe_compress(binary, model_dir, args, mode, run_dir, env)
+            results[f"moe_compress_{mode}"] = result
+            if result["tokens"] != len(ids):
+                log(f"warning: moe-compress tokenized {result['tokens']} ids, tokenizers gives {len(ids)}")
 
     if not args.skip_transformers:
         if not args.no_warm_cache:
@@ -658,7 +700,9 @@ def main(argv: list[str]) -> None:
             "report": report,
         }
 
-    mc, hf = results.get("moe_compress"), results.get("transformers")
+    mcs = {mode: results.get(f"moe_compress_{mode}") for mode in args.compute}
+    hf = results.get("transformers")
+    first_mc = next((mc for mc in mcs.values() if mc), None)
     summary = {
         "benchmark": "olmoe_eval_benchmark",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -675,9 +719,10 @@ def main(argv: list[str]) -> None:
         "batch_tokens": args.batch_tokens,
         "threads": args.threads,
         "page_cache_warmed": not args.no_warm_cache,
+        "compute": args.compute,
         "transformers_dtype": args.transformers_dtype,
         "warm_cache_seconds": warm_seconds,
-        "blas_core": mc.get("blas_core") if mc else None,
+        "blas_core": first_mc.get("blas_core") if first_mc else None,
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                                                "OMP_NUM_THREADS")},
         "cpu_model": cpu_model(),
@@ -687,76 +732,113 @@ def main(argv: list[str]) -> None:
         "python": platform.python_version(),
         "results": results,
         "ratio_moe_compress_over_transformers": {
-            "tokens_per_second": ratio(mc and mc["tokens_per_second"], hf and hf["tokens_per_second"]),
-            "peak_rss": ratio(mc and mc["peak_rss_gib"], hf and hf["peak_rss_gib"]),
+            mode: {
+                "tokens_per_second": ratio(mc and mc["tokens_per_second"], hf and hf["tokens_per_second"]),
+                "peak_rss": ratio(mc and mc["peak_rss_gib"], hf and hf["peak_rss_gib"]),
+            } for mode, mc in mcs.items()
+        },
+        "perplexity_relative_difference": {
+            mode: relative_difference(mc and mc["perplexity"], hf and hf["perplexity"]) for mode, mc in mcs.items()
         },
         "results_dir": str(run_dir),
     }
-    if mc and mc["report"].get("expert_matmul_gflops"):
+    measured_modes = {mode: mc["report"]["expert_matmul_gflops"] for mode, mc in mcs.items()
+                      if mc and mc["report"].get("expert_matmul_gflops")}
+    if measured_modes:
         rows = max(1, summary["processed_tokens"] * summary["model"]["top_k"] // max(1, args.experts))
-        rate = machine_sgemm_gflops(rows, args.threads, env)
-        summary["machine_sgemm_gflops_expert_shapes"] = rate
-        summary["expert_matmul_gflops"] = mc["report"]["expert_matmul_gflops"]
-        summary["expert_matmul_fraction_of_sgemm"] = mc["report"]["expert_matmul_gflops"] / rate
-    if mc and hf and mc.get("perplexity") and hf.get("perplexity"):
-        summary["perplexity_relative_difference"] = (mc["perplexity"] - hf["perplexity"]) / hf["perplexity"]
+        rates = machine_matmul_gflops(rows, args.threads, env)
+        summary["machine_matmul_gflops_expert_shapes"] = rates
+        summary["expert_matmul_rows"] = rows
+        summary["expert_matmul"] = {mode: expert_matmul_comparison(mode, gflops, rates)
+                                    for mode, gflops in measured_modes.items()}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_table(summary)
     print(json.dumps(summary, indent=2))
 
 
-SGEMM_PROBE = """
+MATMUL_PROBE = """
 import json, sys, time
 import numpy as np
-m = int(sys.argv[1]); rates = []
-for n, k in ((EXPERT_WIDTH, HIDDEN), (HIDDEN, EXPERT_WIDTH)):
-    a = np.random.rand(m, k).astype(np.float32); b = np.random.rand(n, k).astype(np.float32)
-    a @ b.T
+import torch
+m, threads = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(threads)
+# (out, in) of the two GEMMs moe-compress runs per expert: gate+up stacked, then down.
+shapes = ((2 * EXPERT_WIDTH, HIDDEN), (HIDDEN, EXPERT_WIDTH))
+flops = sum(2 * m * n * k for n, k in shapes)
+
+def best_gflops(operands):
+    for a, b in operands: a @ b.T  # warm-up
     best = 0.0
     for _ in range(3):  # best of three: the machine may still be settling after the previous program
         start = time.perf_counter()
-        for _ in range(10): a @ b.T
-        best = max(best, 2 * m * n * k * 10 / (time.perf_counter() - start) / 1e9)
-    rates.append(best)
-print(json.dumps(sum(rates) / len(rates)))
+        for _ in range(10):
+            for a, b in operands: a @ b.T
+        best = max(best, flops * 10 / (time.perf_counter() - start) / 1e9)
+    return best
+
+rng = np.random.default_rng(0)
+f32 = [(rng.random((m, k), dtype=np.float32), rng.random((n, k), dtype=np.float32)) for n, k in shapes]
+torch_f32 = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in f32]
+torch_bf16 = [(a.to(torch.bfloat16), b.to(torch.bfloat16)) for a, b in torch_f32]
+print(json.dumps({"numpy_openblas_f32": best_gflops(f32), "torch_f32": best_gflops(torch_f32),
+                  "torch_bf16": best_gflops(torch_bf16)}))
 """.replace("EXPERT_WIDTH", str(EXPERT_WIDTH)).replace("HIDDEN", str(HIDDEN))
 
 
-def machine_sgemm_gflops(rows: int, threads: int, env: dict) -> float:
-    """The machine's sgemm rate on the expert matmul shapes (rows = mean tokens per expert), by
-    numpy's OpenBLAS under the same OPENBLAS_* variables and thread count, in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", SGEMM_PROBE, str(rows)], check=True, capture_output=True, text=True,
-                         env=dict(env, OPENBLAS_NUM_THREADS=str(threads)))
-    return float(out.stdout.strip())
+def machine_matmul_gflops(rows: int, threads: int, env: dict) -> dict[str, float]:
+    """The machine's rate on moe-compress's two per-expert GEMMs (rows = mean tokens per expert) by
+    numpy's OpenBLAS (same OPENBLAS_* variables), torch float32 and torch bfloat16, with the same
+    thread count, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", MATMUL_PROBE, str(rows), str(threads)], check=True,
+                         capture_output=True, text=True, env=dict(env, OPENBLAS_NUM_THREADS=str(threads)))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def expert_matmul_comparison(mode: str, gflops: float, rates: dict[str, float]) -> dict:
+    """moe-compress's expert-matmul rate against the best reference of the same precision."""
+    if mode == "bf16":
+        reference = "torch_bf16"
+    else:
+        reference = max(("numpy_openblas_f32", "torch_f32"), key=lambda name: rates[name])
+    return {"gflops": gflops, "reference": reference, "reference_gflops": rates[reference],
+            "fraction": ratio(gflops, rates[reference])}
 
 
 def print_table(s: dict) -> None:
     r = s["results"]
-    rows = [("moe-compress", r.get("moe_compress")), (f"transformers ({s['transformers_dtype']})", r.get("transformers"))]
+    rows = [(f"moe-compress {mode}", r.get(f"moe_compress_{mode}")) for mode in s["compute"]]
+    rows.append((f"transformers ({s['transformers_dtype']})", r.get("transformers")))
     print(f"OLMoE-shaped random model: {s['model']['layers']} layers x {s['model']['experts']} experts "
           f"(top-{s['model']['top_k']}), {s['model_gib_on_disk']:.2f} GiB on disk")
     print(f"text {s['text']}: {s['tokens']} ids, seq-len {s['seq_len']}, {s['windows']} windows, "
           f"{s['processed_tokens']} ids processed; threads {s['threads']}")
     print(f"CPU {s['cpu_model']} ({', '.join(s['cpu_flags'])}); OPENBLAS_CORETYPE={s['env']['OPENBLAS_CORETYPE']} "
           f"OPENBLAS_L2_SIZE={s['env']['OPENBLAS_L2_SIZE']}; blas_core {s['blas_core']}")
-    header = (f"{'program':<20} {'tokens/s':>10} {'seconds':>9} {'wall s':>8} {'load s':>8} "
+    header = (f"{'program':<23} {'tokens/s':>10} {'seconds':>9} {'wall s':>8} {'load s':>8} "
               f"{'peak RSS GiB':>13} {'anon GiB':>9} {'perplexity':>12}")
     print(header)
     print("-" * len(header))
     for name, row in rows:
         if row is None:
-            print(f"{name:<20} {'(skipped)':>10}")
+            print(f"{name:<23} {'(skipped)':>10}")
             continue
-        print(f"{name:<20} {fmt(row['tokens_per_second'], '10.2f')} {fmt(row['seconds'], '9.2f')} "
+        print(f"{name:<23} {fmt(row['tokens_per_second'], '10.2f')} {fmt(row['seconds'], '9.2f')} "
               f"{fmt(row['wall_seconds'], '8.2f')} {fmt(row.get('load_seconds'), '8.2f')} "
               f"{fmt(row['peak_rss_gib'], '13.2f')} {fmt(row['sampled_peak_rss_anon_gib'], '9.2f')} "
               f"{fmt(row['perplexity'], '12.2f')}")
-    q = s["ratio_moe_compress_over_transformers"]
-    print(f"moe-compress / transformers: tokens/s x{fmt(q['tokens_per_second'], '.2f')}, "
-          f"peak RSS x{fmt(q['peak_rss'], '.2f')}")
-    if "expert_matmul_gflops" in s:
-        print(f"expert matmuls {s['expert_matmul_gflops']:.1f} GFLOP/s = {100 * s['expert_matmul_fraction_of_sgemm']:.0f}% "
-              f"of this machine's sgemm on the same shapes ({s['machine_sgemm_gflops_expert_shapes']:.1f} GFLOP/s)")
+    for mode in s["compute"]:
+        q, d = s["ratio_moe_compress_over_transformers"][mode], s["perplexity_relative_difference"][mode]
+        if q["tokens_per_second"] is None and q["peak_rss"] is None:
+            continue  # one of the two programs was skipped
+        print(f"moe-compress {mode} / transformers: tokens/s x{fmt(q['tokens_per_second'], '.2f')}, "
+              f"peak RSS x{fmt(q['peak_rss'], '.2f')}, perplexity " + ("-" if d is None else f"{100 * d:+.3f}%"))
+    if "machine_matmul_gflops_expert_shapes" in s:
+        rates = s["machine_matmul_gflops_expert_shapes"]
+        print(f"this machine on the expert GEMMs ({s['expert_matmul_rows']} rows): "
+              + ", ".join(f"{name} {rate:.1f}" for name, rate in rates.items()) + " GFLOP/s")
+    for mode, e in s.get("expert_matmul", {}).items():
+        print(f"expert matmuls {mode}: {e['gflops']:.1f} GFLOP/s = {100 * e['fraction']:.0f}% "
+              f"of {e['reference']} on the same shapes ({e['reference_gflops']:.1f} GFLOP/s)")
     print()
 
 

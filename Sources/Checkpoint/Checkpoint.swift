@@ -74,6 +74,17 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         try file.readFloat32Rows(info, rows: rows, into: destination)
     }
 
+    public func storedBFloat16(_ name: String) -> UnsafePointer<UInt16>? {
+        guard let (file, info) = location(of: name), info.dtype == .bf16 else { return nil }
+        return file.storedHalves(of: info)
+    }
+
+    public func release(_ names: [String]) {
+        for name in names {
+            if let (file, info) = location(of: name) { file.release(info) }
+        }
+    }
+
     public func prefetch(_ names: [String]) {
         for name in names {
             guard let (file, info) = location(of: name) else { continue }

@@ -20,6 +20,19 @@ public final class SafetensorsFile: @unchecked Sendable {
         mapping.bytes(absoluteRange(of: info))
     }
 
+    /// A 16-bit tensor's values in place, if its offset is 2-byte aligned (safetensors writers
+    /// order tensors by alignment, so in practice it is).
+    public func storedHalves(of info: TensorInfo) -> UnsafePointer<UInt16>? {
+        guard info.dtype.byteSize == 2, let base = rawBytes(of: info).baseAddress,
+              Int(bitPattern: base) % MemoryLayout<UInt16>.alignment == 0 else { return nil }
+        return base.assumingMemoryBound(to: UInt16.self)
+    }
+
+    /// Drops the tensor's pages from this process (they stay in the page cache).
+    public func release(_ info: TensorInfo) {
+        mapping.release(absoluteRange(of: info))
+    }
+
     /// Widens the tensor into `destination` (`info.elementCount` floats), then hands its pages
     /// back to the kernel so a streamed pass keeps a bounded resident set.
     public func readFloat32(_ info: TensorInfo, into destination: UnsafeMutablePointer<Float>) throws {

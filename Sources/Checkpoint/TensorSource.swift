@@ -32,10 +32,19 @@ public protocol TensorSource: AnyObject, Sendable {
     func readBFloat16(_ name: String, into destination: UnsafeMutablePointer<UInt16>) throws
     /// A hint that these tensors are read next (a file-backed source starts the disk reads now).
     func prefetch(_ names: [String])
+    /// The tensor's bf16 values where the source already holds them in memory as bf16 (a mapped
+    /// checkpoint), so bf16 compute can use them without a copy; valid while the source lives.
+    /// Nil when they would have to be made (another dtype, a computed view): read a copy then.
+    func storedBFloat16(_ name: String) -> UnsafePointer<UInt16>?
+    /// The caller is done with these tensors' stored bytes (after computing from `storedBFloat16`),
+    /// so a file-backed source can drop their pages and keep the resident set bounded.
+    func release(_ names: [String])
 }
 
 extension TensorSource {
     public func prefetch(_ names: [String]) {}
+    public func storedBFloat16(_ name: String) -> UnsafePointer<UInt16>? { nil }
+    public func release(_ names: [String]) {}
 
     /// Converts the whole tensor, then gathers; sources that can address rows do better.
     public func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {

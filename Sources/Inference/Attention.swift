@@ -34,9 +34,9 @@ struct Attention {
         let headDim = model.headDim
         let queryWidth = model.attentionHeads * headDim
         let keyValueWidth = model.keyValueHeads * headDim
-        let q = FloatBuffer(count: tokens * queryWidth)
-        let k = FloatBuffer(count: tokens * keyValueWidth)
-        let v = FloatBuffer(count: tokens * keyValueWidth)
+        let q = FloatBuffer(uninitializedCount: tokens * queryWidth)
+        let k = FloatBuffer(uninitializedCount: tokens * keyValueWidth)
+        let v = FloatBuffer(uninitializedCount: tokens * keyValueWidth)
         query.apply(normed.pointer, tokens: tokens, into: q.pointer)
         key.apply(normed.pointer, tokens: tokens, into: k.pointer)
         value.apply(normed.pointer, tokens: tokens, into: v.pointer)
@@ -61,11 +61,11 @@ struct Attention {
             }
         }
 
-        let context = FloatBuffer(count: tokens * queryWidth)
+        let context = FloatBuffer(uninitializedCount: tokens * queryWidth)
         for (sequence, start) in zip(batch.sequences, batch.offsets) {
             attendWithinSequence(length: sequence.count, start: start, q: q, k: k, v: v, into: context)
         }
-        let projected = FloatBuffer(count: tokens * model.hiddenSize)
+        let projected = FloatBuffer(uninitializedCount: tokens * model.hiddenSize)
         output.apply(context.pointer, tokens: tokens, into: projected.pointer)
         for index in 0..<residual.count { residual[index] += projected[index] }
     }
@@ -77,7 +77,7 @@ struct Attention {
         let keyValueWidth = model.keyValueHeads * headDim
         let groupSize = model.attentionHeads / model.keyValueHeads
         let scale = 1 / Float(headDim).squareRoot()
-        let scores = FloatBuffer(count: length * length)
+        let scores = FloatBuffer(uninitializedCount: length * length)
         for head in 0..<model.attentionHeads {
             let kvHead = head / groupSize
             let qBase = q.pointer + start * queryWidth + head * headDim

@@ -4,24 +4,28 @@ import Tensors
 /// The SwiGLU feed-forward every expert, shared expert and dense MLP of these families uses:
 /// `down(silu(gate(x)) * up(x))`.
 struct GatedMLP {
-    let gate: LinearWeights, up: LinearWeights, down: LinearWeights
+    /// The gate and up projections stacked (gate rows first), computed by one GEMM.
+    let gateUp: LinearWeights
+    let down: LinearWeights
 
-    /// `buffers`, when given, are three buffers the weights are read into (reused across experts).
+    /// `buffers`, when given, are two buffers the weights are read into (reused across experts);
+    /// `inPlace` as for `LinearWeights`.
     init(gate: String, up: String, down: String, from source: TensorSource, precision: ComputePrecision,
-         buffers: [WeightBuffer]? = nil) throws {
-        self.gate = try LinearWeights(gate, from: source, precision: precision, buffer: buffers?[0])
-        self.up = try LinearWeights(up, from: source, precision: precision, buffer: buffers?[1])
-        self.down = try LinearWeights(down, from: source, precision: precision, buffer: buffers?[2])
+         buffers: [WeightBuffer]? = nil, inPlace: Bool = false) throws {
+        gateUp = try LinearWeights(stacking: [gate, up], from: source, precision: precision, buffer: buffers?[0], inPlace: inPlace)
+        self.down = try LinearWeights(stacking: [down], from: source, precision: precision, buffer: buffers?[1], inPlace: inPlace)
+        guard gateUp.outFeatures == 2 * self.down.inFeatures else {
+            throw CheckpointError(file: down, "takes \(self.down.inFeatures) inputs; \(gate) and \(up) give \(gateUp.outFeatures / 2) each")
+        }
     }
 
     /// Writes the MLP's output for `tokens` rows of `input` into `output`.
     func apply(_ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>) {
-        let width = gate.outFeatures
-        let gated = FloatBuffer(count: tokens * width)
-        let upped = FloatBuffer(count: tokens * width)
-        gate.apply(input, tokens: tokens, into: gated.pointer)
-        up.apply(input, tokens: tokens, into: upped.pointer)
-        swiGLU(gate: gated.pointer, up: upped.pointer, count: tokens * width)
-        down.apply(gated.pointer, tokens: tokens, into: output)
+        let width = down.inFeatures
+        let stacked = FloatBuffer(uninitializedCount: tokens * 2 * width)
+        gateUp.apply(input, tokens: tokens, into: stacked.pointer)
+        let activated = FloatBuffer(uninitializedCount: tokens * width)
+        swiGLU(stacked: stacked.pointer, rows: tokens, width: width, into: activated.pointer)
+        down.apply(activated.pointer, tokens: tokens, into: output)
     }
 }

@@ -76,13 +76,13 @@ struct SparseMoEBlock {
     }
 
     /// Runs each chosen expert on its tokens (gathered into one matrix, so one sgemm per
-    /// projection) and adds the weighted outputs into `combined`. The three weight buffers are
+    /// projection) and adds the weighted outputs into `combined`. The two weight buffers are
     /// shared by all experts of the layer, and the next expert's bytes are prefetched.
     private func addRoutedExperts(_ routing: Routing, normed: FloatBuffer, into combined: FloatBuffer, source: TensorSource,
                                   observer: ForwardObserver?, timings: ForwardTimings) throws {
         let hidden = model.hiddenSize
         let names = model.spec.tensors
-        let buffers = (0..<3).map { _ in WeightBuffer() }
+        let buffers = [WeightBuffer(), WeightBuffer()]
         let used = routing.tokensOfExpert.indices.filter { !routing.tokensOfExpert[$0].isEmpty }
         func tensorNames(_ expert: Int) -> [String] {
             [names.expertGate, names.expertUp, names.expertDown].map { $0.filled(layer: layer, expert: expert) }
@@ -97,12 +97,14 @@ struct SparseMoEBlock {
             }
             let mlp = try timings.measureWeights {
                 let tensors = tensorNames(expert)
-                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, precision: precision, buffers: buffers)
+                return try GatedMLP(gate: tensors[0], up: tensors[1], down: tensors[2], from: source, precision: precision,
+                                    buffers: buffers, inPlace: true)
             }
             let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
             timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {
                 mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer)
             }
+            source.release(tensorNames(expert))  // the weights may have been used in place
             if let observer, observer.wantsExpertActivations {
                 observer.observe(expert: ExpertActivations(
                     layer: layer, expert: expert, tokens: members, routingWeights: weights,

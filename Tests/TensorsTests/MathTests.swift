@@ -36,6 +36,16 @@ struct MathTests {
         expectClose(c.floats("input").map(sigmoid), c.floats("sigmoid"), tolerance: 1e-6, "sigmoid")
     }
 
+    /// The vectorised SwiGLU on a stacked row (gate values, then up values of 1) is torch's silu.
+    @Test func swiGLUOfStackedRowsMatchesTorchSiLU() {
+        let c = record.object("activations")
+        let input = c.floats("input")
+        let stacked = input + [Float](repeating: 1, count: input.count)
+        var output = [Float](repeating: .nan, count: input.count)
+        output.withUnsafeMutableBufferPointer { swiGLU(stacked: stacked, rows: 1, width: input.count, into: $0.baseAddress!) }
+        expectClose(output, c.floats("silu"), tolerance: 1e-6, "swiGLU")
+    }
+
     @Test func topKMatchesTorch() {
         let c = record.object("top_k")
         let input = c.floats("input")
