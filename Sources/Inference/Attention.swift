@@ -10,15 +10,16 @@ struct Attention {
     let query: LinearWeights, key: LinearWeights, value: LinearWeights, output: LinearWeights
     let queryNorm: FloatBuffer?, keyNorm: FloatBuffer?
     let rotary: RotaryEmbedding
+    /// The projection tensors, which bf16 compute uses in place: release them after `apply`.
+    let projectionNames: [String]
 
     init(layer: Int, model: ModelDescription, source: TensorSource, precision: ComputePrecision, rotary: RotaryEmbedding) throws {
         let names = model.spec.tensors
         self.model = model
         self.rotary = rotary
-        query = try LinearWeights(names.query.filled(layer: layer), from: source, precision: precision)
-        key = try LinearWeights(names.key.filled(layer: layer), from: source, precision: precision)
-        value = try LinearWeights(names.value.filled(layer: layer), from: source, precision: precision)
-        output = try LinearWeights(names.output.filled(layer: layer), from: source, precision: precision)
+        projectionNames = [names.query, names.key, names.value, names.output].map { $0.filled(layer: layer) }
+        let projections = try projectionNames.map { try LinearWeights($0, from: source, precision: precision, inPlace: true) }
+        (query, key, value, output) = (projections[0], projections[1], projections[2], projections[3])
         if model.spec.attention.queryKeyNorm != .none, let q = names.queryNorm, let k = names.keyNorm {
             queryNorm = try readVector(q.filled(layer: layer), from: source)
             keyNorm = try readVector(k.filled(layer: layer), from: source)

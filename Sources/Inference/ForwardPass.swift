@@ -35,6 +35,7 @@ public final class ForwardPass {
             normalize(states, into: normed, weight: inputNorm)
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
             timings.measureAttention { attention.apply(normed: normed, batch: batch, residual: states) }
+            source.release(attention.projectionNames)
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: postNorm)
@@ -81,7 +82,8 @@ public struct OutputHead {
     public var vocabularySize: Int { projection.outFeatures }
 
     init(model: ModelDescription, source: TensorSource, precision: ComputePrecision) throws {
-        projection = try LinearWeights(model.outputHeadName(in: source), from: source, precision: precision)
+        // In place under bf16 compute: the head is used for every row, and a copy would be as large.
+        projection = try LinearWeights(model.outputHeadName(in: source), from: source, precision: precision, inPlace: true)
     }
 
     /// Logits of `rows` consecutive hidden-state rows starting at `states`.

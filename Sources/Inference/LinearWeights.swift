@@ -18,8 +18,9 @@ struct LinearWeights {
 
     /// Reads the weight into `buffer` when given (so a layer's experts can share one set of
     /// buffers instead of faulting in fresh pages for each), else into new storage.
-    init(_ name: String, from source: TensorSource, precision: ComputePrecision = .float32, buffer: WeightBuffer? = nil) throws {
-        try self.init(stacking: [name], from: source, precision: precision, buffer: buffer)
+    init(_ name: String, from source: TensorSource, precision: ComputePrecision = .float32, buffer: WeightBuffer? = nil,
+         inPlace: Bool = false) throws {
+        try self.init(stacking: [name], from: source, precision: precision, buffer: buffer, inPlace: inPlace)
     }
 
 
