@@ -18,8 +18,12 @@ struct ComputeOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    /// Applies the thread count; call before any computation.
-    func apply() {
+    /// Applies the thread count and checks that the precision can run here; call before any
+    /// computation.
+    func apply() throws {
         if let threads { BLAS.threads = threads }
+        if compute == .bfloat16 && bfloat16MatmulKernel == nil {
+            throw InputError("--compute bf16: oneDNN has no bf16 matrix product for this CPU; use --compute f32")
+        }
     }
 }

@@ -49,7 +49,7 @@ extension MoECompress {
         }
 
         func run() throws {
-            computeOptions.apply()
+            try computeOptions.apply()
             let loaded = try LoadedModel(path: model)
             let tokenizer = try loaded.tokenizer()
             let content = try readUTF8Text(text)
@@ -78,6 +78,8 @@ struct EvalReport: Encodable {
     let model: String
     let text: String
     let compute: String
+    /// oneDNN's kernel for bf16 linear layers, under `--compute bf16`.
+    let bf16Kernel: String?
     let perplexity: Double
     let meanNLL: Double
     let tokens: Int
@@ -96,6 +98,7 @@ struct EvalReport: Encodable {
         self.model = model
         self.text = text
         self.compute = compute.rawValue
+        bf16Kernel = compute == .bfloat16 ? bfloat16MatmulKernel : nil
         perplexity = result.perplexity
         meanNLL = result.meanNegativeLogLikelihood
         tokens = result.tokens
@@ -113,6 +116,7 @@ struct EvalReport: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case model, text, compute, perplexity, tokens, seconds
+        case bf16Kernel = "bf16_kernel"
         case meanNLL = "mean_nll", predictedTokens = "predicted_tokens", seqLen = "seq_len"
         case tokensPerSecond = "tokens_per_second", blasCore = "blas_core", blasThreads = "blas_threads"
         case weightSeconds = "weight_seconds", expertMatmulSeconds = "expert_matmul_seconds"

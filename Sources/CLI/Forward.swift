@@ -42,7 +42,7 @@ extension MoECompress {
         }
 
         func run() throws {
-            computeOptions.apply()
+            try computeOptions.apply()
             let loaded = try LoadedModel(path: model)
             var tokenizer: Tokenizer?
             let inputIDs: [Int]

@@ -39,14 +39,12 @@ final class BFloat16LinearKernels: Sendable {
             return kernel
         }
     }
-
-    /// The kernel oneDNN picked for a shape (e.g. "gemm:jit" or "brg:avx512_core_bf16").
-    func kernelName(outFeatures: Int, inFeatures: Int) -> String {
-        String(cString: cm_bf16_linear_kernel(kernel(outFeatures: outFeatures, inFeatures: inFeatures)))
-    }
 }
 
-/// The oneDNN kernel that bf16 linear layers of this shape run on, for reports.
-public func bfloat16LinearKernelName(outFeatures: Int, inFeatures: Int) -> String {
-    BFloat16LinearKernels.shared.kernelName(outFeatures: outFeatures, inFeatures: inFeatures)
-}
+/// The oneDNN kernel bf16 linear layers run on with this CPU (e.g. "gemm:jit"), or nil when
+/// oneDNN has no bf16 matrix product for it; probed once, on a small shape.
+public let bfloat16MatmulKernel: String? = {
+    guard let probe = cm_bf16_linear_create(64, 64) else { return nil }
+    defer { cm_bf16_linear_destroy(probe) }
+    return String(cString: cm_bf16_linear_kernel(probe))
+}()

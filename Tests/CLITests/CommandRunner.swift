@@ -13,10 +13,12 @@ enum MoECompressBinary {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("moe-compress")
     }
 
-    static func run(_ arguments: [String]) throws -> CommandResult {
+    /// `environment` entries are added to this process's environment for the child.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = Fixtures.repositoryRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
