@@ -14,13 +14,14 @@ The Swift tests require moe-compress's bf16 mode to stay within these distances 
 i.e. to be no less accurate than transformers' own bf16 inference.
 """
 import json
-import math
 from pathlib import Path
 
 import tokenizers
 import torch
 import transformers
 from transformers import AutoModelForCausalLM
+
+from make_fixtures import perplexity_record  # the same windows and NLL as the float32 records
 
 RECORDS = Path("Fixtures/records")
 TINY = ["tiny-mixtral", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-olmoe"]
@@ -52,15 +53,8 @@ def default_model_perplexity():
     ids = tokenizer.encode(text, add_special_tokens=True).ids[:record["max_tokens"]]
     assert len(ids) == record["tokens"]
     model = load_bf16(record["model"])
-    seq_len, nll, predicted = record["seq_len"], 0.0, 0
-    for start in range(0, len(ids) - 1, seq_len):
-        window = ids[start:start + seq_len + 1]
-        logits = model(input_ids=torch.tensor([window]), use_cache=False).logits[0]
-        log_probs = torch.log_softmax(logits[:-1].double(), dim=-1)
-        targets = torch.tensor(window[1:])
-        nll -= float(log_probs[torch.arange(len(targets)), targets].sum())
-        predicted += len(targets)
-    return {"seq_len": seq_len, "tokens": len(ids), "perplexity": math.exp(nll / predicted),
+    result = perplexity_record(model, ids, record["seq_len"])
+    return {"seq_len": result["seq_len"], "tokens": result["tokens"], "perplexity": result["perplexity"],
             "float32_perplexity": record["perplexity"]}
 
 
