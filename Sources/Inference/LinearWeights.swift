@@ -23,7 +23,6 @@ struct LinearWeights {
         try self.init(stacking: [name], from: source, precision: precision, buffer: buffer, inPlace: inPlace)
     }
 
-
     /// Several projections of the same input stacked into one matrix (their rows one after
     /// another, biases likewise), so that one matrix product computes them all: an expert's gate
     /// and up projections together make a wider, faster GEMM than either alone.
