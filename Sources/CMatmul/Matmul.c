@@ -8,13 +8,18 @@ extern void omp_set_num_threads(int);
 extern int omp_get_max_threads(void);
 
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
 static dnnl_status_t engine_status = dnnl_runtime_error;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+/* A stream is not meant to be shared between threads (tests run in parallel); one per thread. */
+static _Thread_local dnnl_stream_t stream;
 
 static void make_engine(void) {
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
-    if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+}
+
+static dnnl_status_t this_threads_stream(void) {
+    if (stream) return dnnl_success;
+    return dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
 }
 
 int cm_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -57,6 +62,8 @@ cm_bf16_linear *cm_bf16_linear_create(int64_t n, int64_t k) {
 
 int cm_bf16_linear_run(const cm_bf16_linear *linear, int64_t m, const uint16_t *x, const uint16_t *w, float *y) {
     if (m == 0) return 0;
+    dnnl_status_t stream_status = this_threads_stream();
+    if (stream_status != dnnl_success) return (int)stream_status;
     dnnl_dims_t x_dims = {m, linear->k}, x_strides = {linear->k, 1};
     dnnl_dims_t w_dims = {linear->k, linear->n}, w_strides = {1, linear->k};
     dnnl_dims_t y_dims = {m, linear->n}, y_strides = {linear->n, 1};
