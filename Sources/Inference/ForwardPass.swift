@@ -43,7 +43,7 @@ public final class ForwardPass {
             case .dense:
                 let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
                                        down: names.denseDown.filled(layer: layer), from: source, precision: precision)
-                let output = FloatBuffer(count: states.count)
+                let output = FloatBuffer(uninitializedCount: states.count)
                 mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
                 for index in 0..<states.count { states[index] += output[index] }
             case .sparse(let shape):
@@ -88,7 +88,7 @@ public struct OutputHead {
 
     /// Logits of `rows` consecutive hidden-state rows starting at `states`.
     public func logits(_ states: UnsafePointer<Float>, rows: Int) -> FloatBuffer {
-        let output = FloatBuffer(count: rows * vocabularySize)
+        let output = FloatBuffer(uninitializedCount: rows * vocabularySize)
         projection.apply(states, tokens: rows, into: output.pointer)
         return output
     }
