@@ -35,6 +35,8 @@ public struct ConfigKeys: Sendable {
     public var keyValueHeads = ["num_key_value_heads"]
     /// Empty when the family always derives head_dim as hidden_size / heads (OLMoE).
     public var headDim = ["head_dim"]
+    /// transformers aliases num_experts and num_local_experts (a config class's attribute_map), and
+    /// 5.x writes Qwen3-MoE's count under the alias, so every family accepts both.
     public var expertCount: [String]
     public var expertsPerToken = ["num_experts_per_tok"]
     public var expertWidth: [String]

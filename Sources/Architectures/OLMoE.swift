@@ -2,7 +2,7 @@ extension ArchitectureSpec {
     /// OLMoE: RMSNorm over the whole q and k projections, optional clip_qkv, head_dim always
     /// hidden_size / heads, top-k weights not renormalised unless norm_topk_prob.
     public static let olmoe: ArchitectureSpec = {
-        var keys = ConfigKeys(expertCount: ["num_experts"], expertWidth: ["intermediate_size"],
+        var keys = ConfigKeys(expertCount: ["num_experts", "num_local_experts"], expertWidth: ["intermediate_size"],
                               defaultNormEpsilon: 1e-5, defaultRopeTheta: 10_000)
         keys.headDim = []
         var tensors = TensorNameTemplates.mlpExperts()

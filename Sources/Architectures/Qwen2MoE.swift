@@ -2,7 +2,7 @@ extension ArchitectureSpec {
     /// Qwen2-MoE / Qwen1.5-MoE: q/k/v biases, an always-on shared expert scaled by
     /// sigmoid(shared_expert_gate(x)), dense layers chosen by mlp_only_layers and decoder_sparse_step.
     public static let qwen2MoE: ArchitectureSpec = {
-        var keys = ConfigKeys(expertCount: ["num_experts"], expertWidth: ["moe_intermediate_size"],
+        var keys = ConfigKeys(expertCount: ["num_experts", "num_local_experts"], expertWidth: ["moe_intermediate_size"],
                               defaultNormEpsilon: 1e-6, defaultRopeTheta: 10_000)
         keys.sharedExpertWidth = ["shared_expert_intermediate_size"]
         var tensors = TensorNameTemplates.mlpExperts()

@@ -7,7 +7,7 @@ extension ArchitectureSpec {
         return ArchitectureSpec(
             name: "Qwen3-MoE",
             modelTypes: ["qwen3_moe"],
-            keys: ConfigKeys(expertCount: ["num_experts"], expertWidth: ["moe_intermediate_size"],
+            keys: ConfigKeys(expertCount: ["num_experts", "num_local_experts"], expertWidth: ["moe_intermediate_size"],
                              defaultNormEpsilon: 1e-6, defaultRopeTheta: 10_000),
             tensors: tensors,
             attention: AttentionStyle(queryKeyNorm: .perHead, slidingWindowKey: "sliding_window",

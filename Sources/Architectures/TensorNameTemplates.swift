@@ -26,6 +26,14 @@ public struct TensorNameTemplates: Sendable {
     /// The 1-output linear whose sigmoid scales the shared expert (Qwen2-MoE).
     public var sharedExpertRouter: String? = nil
 
+    /// transformers 5's fused layout of the routed experts (written by `save_pretrained(...,
+    /// save_original_format=False)`): `[experts, 2 × width, hidden]` with each expert's gate rows
+    /// before its up rows, and `[experts, hidden, width]`. Read through views (FusedExperts.swift).
+    public var fusedExpertGateUp = "model.layers.{L}.mlp.experts.gate_up_proj"
+    public var fusedExpertDown = "model.layers.{L}.mlp.experts.down_proj"
+    /// Where the fused layout keeps the router when it renames it (nil: the same name).
+    public var fusedLayoutRouter: String? = nil
+
     public var denseGate = "model.layers.{L}.mlp.gate_proj.weight"
     public var denseUp = "model.layers.{L}.mlp.up_proj.weight"
     public var denseDown = "model.layers.{L}.mlp.down_proj.weight"

@@ -11,7 +11,7 @@ struct LoadedModel {
 
     init(path: String) throws {
         directory = URL(fileURLWithPath: path)
-        checkpoint = try Checkpoint(directory: directory)
+        checkpoint = try Checkpoint(directory: directory).withPerExpertTensors()
         description = try ModelDescription(checkpoint: checkpoint)
     }
 

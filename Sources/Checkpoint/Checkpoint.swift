@@ -42,6 +42,42 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         tensorNames = locations.keys.sorted(by: Self.naturalOrder)
     }
 
+    private init(directory: URL, config: ModelConfig, shards: [SafetensorsFile],
+                 locations: [String: (shard: Int, info: TensorInfo)]) {
+        self.directory = directory
+        self.config = config
+        self.shards = shards
+        self.locations = locations
+        tensorNames = locations.keys.sorted(by: Self.naturalOrder)
+    }
+
+    /// This checkpoint with some tensors presented differently: each `TensorView` names a block of
+    /// consecutive elements inside a stored tensor (one expert's matrix inside a fused
+    /// `[experts, rows, columns]` tensor, or the whole tensor under another name). The viewed
+    /// stored tensors are no longer listed; every read, in-place use and release works on the
+    /// views as on stored tensors, with no copy.
+    public func presenting(_ views: [TensorView]) throws -> Checkpoint {
+        var locations = self.locations
+        for view in views {
+            guard let stored = self.locations[view.stored] else {
+                throw CheckpointError(file: directory.path, "tensor '\(view.stored)' not found (needed for '\(view.name)')")
+            }
+            let elements = view.shape.reduce(1, *)
+            guard view.elementOffset >= 0, view.elementOffset + elements <= stored.info.elementCount else {
+                throw CheckpointError(file: shards[stored.shard].path,
+                                      "tensor '\(view.stored)' \(stored.info.shape) is too small for '\(view.name)' \(view.shape)")
+            }
+            let start = stored.info.dataRange.lowerBound + view.elementOffset * stored.info.dtype.byteSize
+            let info = TensorInfo(name: view.name, dtype: stored.info.dtype, shape: view.shape,
+                                  dataRange: start..<(start + elements * stored.info.dtype.byteSize))
+            locations[view.name] = (stored.shard, info)
+        }
+        for view in views where !views.contains(where: { $0.name == view.stored }) {
+            locations[view.stored] = nil
+        }
+        return Checkpoint(directory: directory, config: config, shards: shards, locations: locations)
+    }
+
     public func descriptor(_ name: String) -> TensorDescriptor? {
         guard let location = locations[name] else { return nil }
         return TensorDescriptor(name: name, dtype: location.info.dtype, shape: location.info.shape)
@@ -138,5 +174,21 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
                 throw CheckpointError(file: indexURL.path, "tensor '\(name)' is mapped to \(shard) but stored in \(actual)")
             }
         }
+    }
+}
+
+/// A tensor presented by `Checkpoint.presenting`: `shape` elements starting `elementOffset`
+/// elements into the stored tensor `stored`, under the name `name`.
+public struct TensorView: Sendable, Equatable {
+    public let name: String
+    public let stored: String
+    public let shape: [Int]
+    public let elementOffset: Int
+
+    public init(name: String, stored: String, shape: [Int], elementOffset: Int = 0) {
+        self.name = name
+        self.stored = stored
+        self.shape = shape
+        self.elementOffset = elementOffset
     }
 }

@@ -10,15 +10,27 @@ import Testing
 struct TransformersParityTests {
     static let models = ["tiny-mixtral", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-olmoe"]
 
-    func open(_ record: [String: Any]) throws -> ForwardPass {
-        let checkpoint = try Checkpoint(directory: Fixtures.url(record["model"] as? String ?? ""))
+    func open(_ path: String) throws -> ForwardPass {
+        let checkpoint = try Checkpoint(directory: Fixtures.url(path)).withPerExpertTensors()
         return ForwardPass(model: try ModelDescription(checkpoint: checkpoint), source: checkpoint)
     }
 
     @Test(arguments: models)
     func logitsAndRoutingMatchTransformers(model: String) throws {
         let record = try Fixtures.record("\(model).json")
-        let forward = try open(record)
+        try expectLogitsAndRouting(of: try open(record["model"] as? String ?? ""), matching: record, model)
+    }
+
+    /// The same weights saved by transformers 5 in its fused expert layout
+    /// (Fixtures/scripts/make_transformers5_fixtures.py) give the same logits and routing.
+    @Test(arguments: models)
+    func fusedExpertLayoutOfTransformers5MatchesTheSameRecord(model: String) throws {
+        let fused = try Fixtures.record("transformers5-fused.json").object("models").object("\(model)-fused")
+        let record = try Fixtures.record(fused["record"] as? String ?? "")
+        try expectLogitsAndRouting(of: try open(fused["model"] as? String ?? ""), matching: record, "\(model)-fused")
+    }
+
+    func expectLogitsAndRouting(of forward: ForwardPass, matching record: [String: Any], _ model: String) throws {
         let cases = record.objects("forward")
         #expect(!cases.isEmpty)
         for testCase in cases {
@@ -53,7 +65,7 @@ struct TransformersParityTests {
     func perplexityMatchesTransformers(model: String) throws {
         let record = try Fixtures.record("\(model).json")
         let reference = record.object("perplexity")
-        let evaluator = PerplexityEvaluator(forward: try open(record), sequenceLength: reference.int("seq_len"), batchTokens: 40)
+        let evaluator = PerplexityEvaluator(forward: try open(record["model"] as? String ?? ""), sequenceLength: reference.int("seq_len"), batchTokens: 40)
         let result = try evaluator.evaluate(ids: reference.ints("input_ids"))
         #expect(result.tokens == reference.int("tokens"))
         let relative = abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity")
