@@ -6,9 +6,8 @@ import Tensors
 struct LinearWeights {
     enum Matrix {
         case float32(FloatBuffer)
-        case bfloat16(BFloat16Buffer)
-        /// The source's own bf16 bytes (a mapped checkpoint), used in place.
-        case storedBFloat16(UnsafePointer<UInt16>)
+        /// bf16 values: a copy in `owner`, or (owner nil) the source's own bytes used in place.
+        case bfloat16(UnsafePointer<UInt16>, owner: BFloat16Buffer?)
     }
 
     let matrix: Matrix
@@ -53,11 +52,11 @@ struct LinearWeights {
             for (name, start) in zip(names, rowStarts) { try source.readFloat32(name, into: storage.pointer + start * inFeatures) }
             matrix = .float32(storage)
         case .bfloat16 where inPlace && Self.storedBackToBack(names, rowStarts: rowStarts, inFeatures: inFeatures, in: source):
-            matrix = .storedBFloat16(source.storedBFloat16(names[0])!)
+            matrix = .bfloat16(source.storedBFloat16(names[0])!, owner: nil)
         case .bfloat16:
             let storage = buffer.bfloat16(count: outFeatures * inFeatures)
             for (name, start) in zip(names, rowStarts) { try source.readBFloat16(name, into: storage.pointer + start * inFeatures) }
-            matrix = .bfloat16(storage)
+            matrix = .bfloat16(UnsafePointer(storage.pointer), owner: storage)
         }
         if names.contains(where: { source.contains($0.biasName) }) {
             let stacked = FloatBuffer(count: outFeatures)
@@ -81,10 +80,7 @@ struct LinearWeights {
         case .float32(let weight):
             linear(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight.pointer,
                    outFeatures: outFeatures, output: output)
-        case .bfloat16(let weight):
-            linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight.pointer,
-                           outFeatures: outFeatures, output: output)
-        case .storedBFloat16(let weight):
+        case .bfloat16(let weight, _):
             linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight,
                            outFeatures: outFeatures, output: output)
         }
