@@ -7,7 +7,7 @@ extension ComputePrecision: ExpressibleByArgument {}
 /// The options every command that runs the forward pass shares.
 struct ComputeOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Precision of the linear layers: f32 (matches transformers in float32; use for quality numbers) or bf16 (bf16 weights and inputs, Float32 accumulation, as transformers in bf16; about 2.5x the matrix throughput on CPUs with AVX512-BF16).",
+        "Precision of the linear layers: f32 (matches transformers in float32; use for quality numbers) or bf16 (bf16 weights and inputs, Float32 accumulation, as transformers in bf16; about twice the matrix throughput on CPUs with AVX512-BF16).",
         valueName: "f32|bf16"))
     var compute: ComputePrecision = .float32
 
