@@ -16,11 +16,11 @@ extension Checkpoint {
             let gateUpName = names.fusedExpertGateUp.filled(layer: layer), downName = names.fusedExpertDown.filled(layer: layer)
             guard let gateUp = descriptor(gateUpName) else { continue }
             guard let down = descriptor(downName) else {
-                throw CheckpointError(file: directory.path, "has fused '\(gateUpName)' but no '\(downName)'")
+                throw CheckpointError(file: location(of: gateUpName)?.file.path ?? directory.path, "has fused '\(gateUpName)' but no '\(downName)'")
             }
             guard gateUp.shape.count == 3, down.shape.count == 3, gateUp.shape[1] % 2 == 0,
                   down.shape[0] == gateUp.shape[0], down.shape[1] == gateUp.shape[2], down.shape[2] * 2 == gateUp.shape[1] else {
-                throw CheckpointError(file: directory.path, "fused experts of layer \(layer) disagree: '\(gateUpName)' \(gateUp.shape), '\(downName)' \(down.shape) (expected [E, 2I, H] and [E, H, I])")
+                throw CheckpointError(file: location(of: gateUpName)?.file.path ?? directory.path, "fused experts of layer \(layer) disagree: '\(gateUpName)' \(gateUp.shape), '\(downName)' \(down.shape) (expected [E, 2I, H] and [E, H, I])")
             }
             let (experts, width, hidden) = (gateUp.shape[0], down.shape[2], down.shape[1])
             for expert in 0..<experts {

@@ -72,8 +72,9 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
                                   dataRange: start..<(start + elements * stored.info.dtype.byteSize))
             locations[view.name] = (stored.shard, info)
         }
-        for view in views where !views.contains(where: { $0.name == view.stored }) {
-            locations[view.stored] = nil
+        let viewNames = Set(views.map(\.name))
+        for stored in Set(views.map(\.stored)) where !viewNames.contains(stored) {
+            locations[stored] = nil
         }
         return Checkpoint(directory: directory, config: config, shards: shards, locations: locations)
     }
