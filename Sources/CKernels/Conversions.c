@@ -74,26 +74,18 @@ static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t count) {
     for (; i < count; i++) dst[i] = float_to_half_portable(src[i]);
 }
 
-static int has_f16c(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
-    }
-    return cached;
-}
 #endif
 
 void ck_f16_to_f32(const uint16_t *src, float *dst, size_t count) {
 #ifdef CK_X86
-    if (has_f16c()) { f16_to_f32_f16c(src, dst, count); return; }
+    if (ck_isa() >= CK_ISA_AVX2) { f16_to_f32_f16c(src, dst, count); return; }
 #endif
     for (size_t i = 0; i < count; i++) dst[i] = half_to_float_portable(src[i]);
 }
 
 void ck_f32_to_f16(const float *src, uint16_t *dst, size_t count) {
 #ifdef CK_X86
-    if (has_f16c()) { f32_to_f16_f16c(src, dst, count); return; }
+    if (ck_isa() >= CK_ISA_AVX2) { f32_to_f16_f16c(src, dst, count); return; }
 #endif
     for (size_t i = 0; i < count; i++) dst[i] = float_to_half_portable(src[i]);
 }

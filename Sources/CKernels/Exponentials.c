@@ -102,20 +102,12 @@ static double logsumexp_avx2(const float *x, size_t n) {
     return (double)top + log(sum);
 }
 
-static int has_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
 #define CK_VECTOR_EXP 1
 #endif
 
 void ck_swiglu_stacked(const float *stacked, size_t rows, size_t width, float *out) {
 #ifdef CK_VECTOR_EXP
-    if (has_avx2_fma()) { swiglu_avx2(stacked, rows, width, out); return; }
+    if (ck_isa() >= CK_ISA_AVX2) { swiglu_avx2(stacked, rows, width, out); return; }
 #endif
     for (size_t row = 0; row < rows; row++) {
         const float *gate = stacked + row * 2 * width, *up = gate + width;
@@ -126,7 +118,7 @@ void ck_swiglu_stacked(const float *stacked, size_t rows, size_t width, float *o
 void ck_softmax(float *x, size_t n) {
     if (n == 0) return;
 #ifdef CK_VECTOR_EXP
-    if (has_avx2_fma()) { softmax_avx2(x, n); return; }
+    if (ck_isa() >= CK_ISA_AVX2) { softmax_avx2(x, n); return; }
 #endif
     float top = -INFINITY, sum = 0;
     for (size_t i = 0; i < n; i++) top = x[i] > top ? x[i] : top;
@@ -136,7 +128,7 @@ void ck_softmax(float *x, size_t n) {
 
 double ck_logsumexp(const float *x, size_t n) {
 #ifdef CK_VECTOR_EXP
-    if (has_avx2_fma()) return logsumexp_avx2(x, n);
+    if (ck_isa() >= CK_ISA_AVX2) return logsumexp_avx2(x, n);
 #endif
     float top = -INFINITY;
     double sum = 0;

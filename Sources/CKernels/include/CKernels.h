@@ -3,10 +3,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// IEEE half -> float. Uses F16C when the CPU has it (checked once at run time), since the
-/// default x86-64 Swift target has no F16C and its soft-float path is ~20x slower.
+/// Instruction-set levels of the hand-written kernels. AVX2 here means AVX2 + FMA + F16C
+/// together; AVX-512 means F + BW + VL. Every kernel has a portable C path for CK_ISA_SCALAR.
+enum { CK_ISA_SCALAR = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 };
+/// The level the kernels use: the CPU's, capped by the environment variable MOE_COMPRESS_MAX_ISA
+/// (scalar, avx2 or avx512; an unknown value means scalar). Read once.
+int ck_isa(void);
+/// The CPU's own level, without the cap.
+int ck_detected_isa(void);
+/// "scalar", "avx2" or "avx512"; and back (-1 for an unknown name).
+const char *ck_isa_name(int level);
+int ck_parse_isa(const char *name);
+
+/// IEEE half -> float. Uses F16C at CK_ISA_AVX2 and above, since the default x86-64 Swift
+/// target has no F16C and its soft-float path is ~20x slower.
 void ck_f16_to_f32(const uint16_t *src, float *dst, size_t count);
-/// float -> IEEE half, round to nearest even (F16C when available).
+/// float -> IEEE half, round to nearest even (F16C at CK_ISA_AVX2 and above).
 void ck_f32_to_f16(const float *src, uint16_t *dst, size_t count);
 /// bfloat16 -> float (exact: the bf16 bits are the top half of the float).
 void ck_bf16_to_f32(const uint16_t *src, float *dst, size_t count);
@@ -15,7 +27,7 @@ void ck_f32_to_bf16(const float *src, uint16_t *dst, size_t count);
 
 
 /// SwiGLU over `rows` rows that each hold `width` gate values then `width` up values:
-/// out[r][i] = silu(gate[r][i]) * up[r][i]. Vectorised exp (AVX2+FMA when present, ~1 ulp).
+/// out[r][i] = silu(gate[r][i]) * up[r][i]. Vectorised exp at CK_ISA_AVX2 and above (~1 ulp).
 void ck_swiglu_stacked(const float *stacked, size_t rows, size_t width, float *out);
 /// Numerically stable softmax of one row, in place (max subtracted first).
 void ck_softmax(float *x, size_t count);
