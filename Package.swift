@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "CKernels"),
         // Float32 and bfloat16 matrix products through oneDNN (apt: libdnnl-dev), whose kernels
         // follow the CPU's own features rather than OPENBLAS_CORETYPE (docs/design.md).
-        .target(name: "CMatmul", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+        .target(name: "CMatmul", dependencies: ["CKernels"], linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         // Dense Float32 tensors, dtypes, matrix-product wrappers and the small pure math functions.
         .target(name: "Tensors", dependencies: ["CLinearAlgebra", "CKernels", "CMatmul"]),
         // safetensors over mmap, sharded checkpoints, config.json, the streaming writer.

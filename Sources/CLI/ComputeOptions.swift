@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Inference
 import Tensors
 
@@ -7,23 +8,26 @@ extension ComputePrecision: ExpressibleByArgument {}
 /// The options every command that runs the forward pass shares.
 struct ComputeOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Precision of the linear layers: f32 (matches transformers in float32; use for quality numbers) or bf16 (bf16 weights and inputs, Float32 accumulation, as transformers in bf16; about twice the matrix throughput on CPUs with AVX512-BF16).",
+        "Precision of the linear layers: f32 (matches transformers in float32; use for quality numbers) or bf16 (bf16 weights and inputs, Float32 accumulation, as transformers in bf16; about twice the matrix throughput on CPUs with AVX512-BF16, the same numbers through the f32 GEMM elsewhere).",
         valueName: "f32|bf16"))
     var compute: ComputePrecision = .float32
 
-    @Option(help: "Threads for the matrix libraries (default: one per core).")
+    @Option(help: ArgumentHelp("Threads for the matrix libraries (default: one per core; at most 4 per core).", valueName: "n"))
     var threads: Int?
 
+    /// More threads than this only oversubscribes the cores (and an absurd count exhausts the
+    /// OpenMP runtime, which then crashes instead of failing).
+    static var maximumThreads: Int { 4 * ProcessInfo.processInfo.activeProcessorCount }
+
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, threads < 1 || threads > Self.maximumThreads {
+            throw ValidationError("--threads \(threads): must be between 1 and \(Self.maximumThreads) (4 per core here)")
+        }
     }
 
-    /// Applies the thread count and checks that the precision can run here; call before any
-    /// computation.
+    /// Checks the environment and applies the thread count; call before any computation.
     func apply() throws {
+        try InstructionSet.checkOverride()
         if let threads { BLAS.threads = threads }
-        if compute == .bfloat16 && bfloat16MatmulKernel == nil {
-            throw InputError("--compute bf16: oneDNN has no bf16 matrix product for this CPU; use --compute f32")
-        }
     }
 }

@@ -80,8 +80,11 @@ struct EvalReport: Encodable {
     let model: String
     let text: String
     let compute: String
-    /// oneDNN's kernel for bf16 linear layers, under `--compute bf16`.
+    /// How bf16 linear layers ran, under `--compute bf16`: oneDNN's native kernel, or the f32 GEMM.
     let bf16Kernel: String?
+    /// Instruction sets of this package's kernels and of oneDNN's.
+    let isa: String
+    let onednnISA: String
     let perplexity: Double
     let meanNLL: Double
     let tokens: Int
@@ -100,7 +103,9 @@ struct EvalReport: Encodable {
         self.model = model
         self.text = text
         self.compute = compute.rawValue
-        bf16Kernel = compute == .bfloat16 ? bfloat16MatmulKernel : nil
+        bf16Kernel = compute == .bfloat16 ? BFloat16Matmul.kernelDescription : nil
+        isa = InstructionSet.current
+        onednnISA = BLAS.oneDNNInstructionSet
         perplexity = result.perplexity
         meanNLL = result.meanNegativeLogLikelihood
         tokens = result.tokens
@@ -117,7 +122,8 @@ struct EvalReport: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, text, compute, perplexity, tokens, seconds
+        case model, text, compute, perplexity, tokens, seconds, isa
+        case onednnISA = "onednn_isa"
         case bf16Kernel = "bf16_kernel"
         case meanNLL = "mean_nll", predictedTokens = "predicted_tokens", seqLen = "seq_len"
         case tokensPerSecond = "tokens_per_second", blasCore = "blas_core", blasThreads = "blas_threads"

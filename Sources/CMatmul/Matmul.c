@@ -1,7 +1,14 @@
 #include "CMatmul.h"
+#include "CKernels.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
+
+/* The matmul descriptor calls below (dnnl_memory_desc_init_by_strides, dnnl_matmul_desc_init)
+   are oneDNN 2.x API; 3.0 removed them. scripts/install-system-packages.sh installs 2.x. */
+#if !defined(DNNL_VERSION_MAJOR) || DNNL_VERSION_MAJOR != 2
+#error "CMatmul needs oneDNN 2.x (Debian bookworm's libdnnl-dev 2.6); 3.x changed the matmul API"
+#endif
 
 /* oneDNN 2.x is built with OpenMP in Debian; its thread count is OpenMP's. */
 extern void omp_set_num_threads(int);
@@ -9,11 +16,21 @@ extern int omp_get_max_threads(void);
 
 static dnnl_engine_t engine;
 static dnnl_status_t engine_status = dnnl_runtime_error;
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 /* A stream is not meant to be shared between threads (tests run in parallel); one per thread. */
 static _Thread_local dnnl_stream_t stream;
 
-static void make_engine(void) {
+/* MOE_COMPRESS_MAX_ISA caps oneDNN's kernels as well as ours, so one variable selects a code path
+   everywhere. It must be set before oneDNN's first call, which is why every entry runs setup. */
+static void set_up(void) {
+    const char *cap = getenv("MOE_COMPRESS_MAX_ISA");
+    if (cap && *cap) {
+        switch (ck_parse_isa(cap)) {
+        case CK_ISA_AVX512: dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx512_core_bf16); break;
+        case CK_ISA_AVX2: dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2); break;
+        default: dnnl_set_max_cpu_isa(dnnl_cpu_isa_sse41); break;
+        }
+    }
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
 }
 
@@ -25,6 +42,7 @@ static dnnl_status_t this_threads_stream(void) {
 int cm_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
              const float *a, int64_t lda, const float *b, int64_t ldb,
              float beta, float *c, int64_t ldc) {
+    pthread_once(&setup_once, set_up);
     return (int)dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -35,7 +53,7 @@ struct cm_bf16_linear {
 };
 
 cm_bf16_linear *cm_bf16_linear_create(int64_t n, int64_t k) {
-    pthread_once(&engine_once, make_engine);
+    pthread_once(&setup_once, set_up);
     if (engine_status != dnnl_success) return NULL;
     /* The row count is a run-time dimension, so one primitive serves every expert's token count.
        The weight is PyTorch's [n][k], seen as a k x n matrix with strides (1, k). */
@@ -98,6 +116,21 @@ const char *cm_bf16_linear_kernel(const cm_bf16_linear *linear) {
     const char *name = "unknown";
     if (dnnl_primitive_desc_query(linear->descriptor, dnnl_query_impl_info_str, 0, &name) != dnnl_success) return "unknown";
     return name;
+}
+
+const char *cm_effective_isa(void) {
+    pthread_once(&setup_once, set_up);
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
 }
 
 void cm_set_threads(int threads) { omp_set_num_threads(threads); }

@@ -30,7 +30,7 @@ struct Attention {
     }
 
     /// Adds the attention output for `normed` (the input-normalised hidden states) to `residual`.
-    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer) {
+    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer) throws {
         let tokens = batch.tokenCount
         let headDim = model.headDim
         let queryWidth = model.attentionHeads * headDim
@@ -38,9 +38,9 @@ struct Attention {
         let q = FloatBuffer(uninitializedCount: tokens * queryWidth)
         let k = FloatBuffer(uninitializedCount: tokens * keyValueWidth)
         let v = FloatBuffer(uninitializedCount: tokens * keyValueWidth)
-        query.apply(normed.pointer, tokens: tokens, into: q.pointer)
-        key.apply(normed.pointer, tokens: tokens, into: k.pointer)
-        value.apply(normed.pointer, tokens: tokens, into: v.pointer)
+        try query.apply(normed.pointer, tokens: tokens, into: q.pointer)
+        try key.apply(normed.pointer, tokens: tokens, into: k.pointer)
+        try value.apply(normed.pointer, tokens: tokens, into: v.pointer)
 
         if let queryNorm, let keyNorm {
             // Per head: rows of head_dim values; whole projection: one row per token.
@@ -64,15 +64,15 @@ struct Attention {
 
         let context = FloatBuffer(uninitializedCount: tokens * queryWidth)
         for (sequence, start) in zip(batch.sequences, batch.offsets) {
-            attendWithinSequence(length: sequence.count, start: start, q: q, k: k, v: v, into: context)
+            try attendWithinSequence(length: sequence.count, start: start, q: q, k: k, v: v, into: context)
         }
         let projected = FloatBuffer(uninitializedCount: tokens * model.hiddenSize)
-        output.apply(context.pointer, tokens: tokens, into: projected.pointer)
+        try output.apply(context.pointer, tokens: tokens, into: projected.pointer)
         for index in 0..<residual.count { residual[index] += projected[index] }
     }
 
     /// Causal (optionally sliding-window) softmax attention for one sequence, every head.
-    private func attendWithinSequence(length: Int, start: Int, q: FloatBuffer, k: FloatBuffer, v: FloatBuffer, into context: FloatBuffer) {
+    private func attendWithinSequence(length: Int, start: Int, q: FloatBuffer, k: FloatBuffer, v: FloatBuffer, into context: FloatBuffer) throws {
         let headDim = model.headDim
         let queryWidth = model.attentionHeads * headDim
         let keyValueWidth = model.keyValueHeads * headDim
@@ -84,7 +84,7 @@ struct Attention {
             let qBase = q.pointer + start * queryWidth + head * headDim
             let kBase = k.pointer + start * keyValueWidth + kvHead * headDim
             let vBase = v.pointer + start * keyValueWidth + kvHead * headDim
-            gemm(m: length, n: length, k: headDim, alpha: scale, a: qBase, lda: queryWidth,
+            try gemm(m: length, n: length, k: headDim, alpha: scale, a: qBase, lda: queryWidth,
                  b: kBase, ldb: keyValueWidth, transposeB: true, c: scores.pointer, ldc: length)
             for row in 0..<length {
                 let rowScores = scores.pointer + row * length
@@ -94,7 +94,7 @@ struct Attention {
                 softmaxInPlace(rowScores + first, count: row + 1 - first)
                 for column in (row + 1)..<length { rowScores[column] = 0 }
             }
-            gemm(m: length, n: headDim, k: length, a: scores.pointer, lda: length,
+            try gemm(m: length, n: headDim, k: length, a: scores.pointer, lda: length,
                  b: vBase, ldb: keyValueWidth, c: context.pointer + start * queryWidth + head * headDim, ldc: queryWidth)
         }
     }

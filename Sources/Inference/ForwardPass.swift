@@ -34,7 +34,7 @@ public final class ForwardPass {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
-            timings.measureAttention { attention.apply(normed: normed, batch: batch, residual: states) }
+            try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states) }
             source.release(attention.projectionNames)
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
@@ -44,7 +44,7 @@ public final class ForwardPass {
                 let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
                                        down: names.denseDown.filled(layer: layer), from: source, precision: precision)
                 let output = FloatBuffer(uninitializedCount: states.count)
-                mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
+                try mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
                 for index in 0..<states.count { states[index] += output[index] }
             case .sparse(let shape):
                 let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision)
@@ -87,9 +87,9 @@ public struct OutputHead {
     }
 
     /// Logits of `rows` consecutive hidden-state rows starting at `states`.
-    public func logits(_ states: UnsafePointer<Float>, rows: Int) -> FloatBuffer {
+    public func logits(_ states: UnsafePointer<Float>, rows: Int) throws -> FloatBuffer {
         let output = FloatBuffer(uninitializedCount: rows * vocabularySize)
-        projection.apply(states, tokens: rows, into: output.pointer)
+        try projection.apply(states, tokens: rows, into: output.pointer)
         return output
     }
 }

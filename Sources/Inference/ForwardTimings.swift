@@ -22,16 +22,18 @@ public final class ForwardTimings: @unchecked Sendable {
         return try body()
     }
 
-    func measureAttention(_ body: () -> Void) {
+    func measureAttention(_ body: () throws -> Void) rethrows {
         let start = DispatchTime.now().uptimeNanoseconds
-        body()
-        attentionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        defer { attentionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try body()
     }
 
-    func measureExpertMatmul(flops: Double, _ body: () -> Void) {
+    func measureExpertMatmul(flops: Double, _ body: () throws -> Void) rethrows {
         let start = DispatchTime.now().uptimeNanoseconds
-        body()
-        expertMatmulSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        expertMatmulFLOPs += flops
+        defer {
+            expertMatmulSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            expertMatmulFLOPs += flops
+        }
+        try body()
     }
 }

@@ -20,12 +20,12 @@ struct GatedMLP {
     }
 
     /// Writes the MLP's output for `tokens` rows of `input` into `output`.
-    func apply(_ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>) {
+    func apply(_ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>) throws {
         let width = down.inFeatures
         let stacked = FloatBuffer(uninitializedCount: tokens * 2 * width)
-        gateUp.apply(input, tokens: tokens, into: stacked.pointer)
+        try gateUp.apply(input, tokens: tokens, into: stacked.pointer)
         let activated = FloatBuffer(uninitializedCount: tokens * width)
         swiGLU(stacked: stacked.pointer, rows: tokens, width: width, into: activated.pointer)
-        down.apply(activated.pointer, tokens: tokens, into: output)
+        try down.apply(activated.pointer, tokens: tokens, into: output)
     }
 }

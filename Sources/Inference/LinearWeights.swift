@@ -8,6 +8,9 @@ struct LinearWeights {
         case float32(FloatBuffer)
         /// bf16 values: a copy in `owner`, or (owner nil) the source's own bytes used in place.
         case bfloat16(UnsafePointer<UInt16>, owner: BFloat16Buffer?)
+        /// bf16 values widened to Float32, for CPUs without a native bf16 product: widened once
+        /// here rather than on every product (the output head is applied many times).
+        case bfloat16Widened(FloatBuffer)
     }
 
     let matrix: Matrix
@@ -51,6 +54,11 @@ struct LinearWeights {
             let storage = buffer.float32(count: outFeatures * inFeatures)
             for (name, start) in zip(names, rowStarts) { try source.readFloat32(name, into: storage.pointer + start * inFeatures) }
             matrix = .float32(storage)
+        case .bfloat16 where BFloat16Matmul.nativeKernelName == nil:
+            let storage = buffer.float32(count: outFeatures * inFeatures)
+            for (name, start) in zip(names, rowStarts) { try source.readFloat32(name, into: storage.pointer + start * inFeatures) }
+            roundToBFloat16(storage.pointer, count: outFeatures * inFeatures)  // exact for bf16 checkpoints
+            matrix = .bfloat16Widened(storage)
         case .bfloat16 where inPlace && Self.storedBackToBack(names, rowStarts: rowStarts, inFeatures: inFeatures, in: source):
             matrix = .bfloat16(source.storedBFloat16(names[0])!, owner: nil)
         case .bfloat16:
@@ -75,14 +83,17 @@ struct LinearWeights {
     }
 
     /// `output = input * weight^T (+ bias)` for `tokens` rows.
-    func apply(_ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>) {
+    func apply(_ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>) throws {
         switch matrix {
         case .float32(let weight):
-            linear(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight.pointer,
-                   outFeatures: outFeatures, output: output)
+            try linear(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight.pointer,
+                       outFeatures: outFeatures, output: output)
         case .bfloat16(let weight, _):
-            linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight,
-                           outFeatures: outFeatures, output: output)
+            try linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight,
+                               outFeatures: outFeatures, output: output)
+        case .bfloat16Widened(let weight):
+            try linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, widenedWeight: weight.pointer,
+                               outFeatures: outFeatures, output: output)
         }
         if let bias {
             for token in 0..<tokens {

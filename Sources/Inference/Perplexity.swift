@@ -59,7 +59,7 @@ public struct PerplexityEvaluator {
                 progress?(batchIndex * layers + done, batches.count * layers)
             }
             for (sequence, offset) in zip(batch.sequences, batch.offsets) {
-                totalNLL += negativeLogLikelihood(of: sequence, states: states.pointer + offset * forward.model.hiddenSize, head: head)
+                totalNLL += try negativeLogLikelihood(of: sequence, states: states.pointer + offset * forward.model.hiddenSize, head: head)
                 predicted += sequence.count - 1
             }
             processed += batch.tokenCount
@@ -73,14 +73,14 @@ public struct PerplexityEvaluator {
 
     /// Sum over positions of `-log p(next id)`; logits are made a few hundred rows at a time so a
     /// large vocabulary never needs a `tokens x vocabulary` matrix.
-    private func negativeLogLikelihood(of sequence: [Int], states: UnsafePointer<Float>, head: OutputHead) -> Double {
+    private func negativeLogLikelihood(of sequence: [Int], states: UnsafePointer<Float>, head: OutputHead) throws -> Double {
         let hidden = forward.model.hiddenSize, vocabulary = head.vocabularySize
         let chunk = 256
         var total: Double = 0
         var position = 0
         while position < sequence.count - 1 {
             let rows = min(chunk, sequence.count - 1 - position)
-            let logits = head.logits(states + position * hidden, rows: rows)
+            let logits = try head.logits(states + position * hidden, rows: rows)
             for row in 0..<rows {
                 let rowLogits = logits.pointer + row * vocabulary
                 let target = sequence[position + row + 1]

@@ -35,11 +35,11 @@ struct SparseMoEBlock {
     /// Adds the block's output for `normed` (post-attention-normalised states) to `residual`.
     func apply(normed: FloatBuffer, tokens: Int, residual: FloatBuffer, source: TensorSource,
                observer: ForwardObserver?, timings: ForwardTimings) throws {
-        let routing = route(normed, tokens: tokens)
+        let routing = try route(normed, tokens: tokens)
         observer?.observe(routing: routing.trace)
         let combined = FloatBuffer(count: tokens * model.hiddenSize)
         try addRoutedExperts(routing, normed: normed, into: combined, source: source, observer: observer, timings: timings)
-        addSharedExpert(normed: normed, tokens: tokens, into: combined)
+        try addSharedExpert(normed: normed, tokens: tokens, into: combined)
         for index in 0..<residual.count { residual[index] += combined[index] }
     }
 
@@ -50,10 +50,10 @@ struct SparseMoEBlock {
         var weightsOfExpert: [[Float]]
     }
 
-    private func route(_ normed: FloatBuffer, tokens: Int) -> Routing {
+    private func route(_ normed: FloatBuffer, tokens: Int) throws -> Routing {
         let experts = shape.expertCount, k = shape.expertsPerToken
         let logits = FloatBuffer(count: tokens * experts)
-        router.apply(normed.pointer, tokens: tokens, into: logits.pointer)
+        try router.apply(normed.pointer, tokens: tokens, into: logits.pointer)
         let probabilities = FloatBuffer(count: tokens * experts)
         var selected = [Int](repeating: 0, count: tokens * k)
         var weights = [Float](repeating: 0, count: tokens * k)
@@ -101,8 +101,8 @@ struct SparseMoEBlock {
                                     buffers: buffers, inPlace: true)
             }
             let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
-            timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {
-                mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer)
+            try timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {
+                try mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer)
             }
             source.release(tensorNames(expert))  // the weights may have been used in place
             if let observer, observer.wantsExpertActivations {
@@ -118,13 +118,13 @@ struct SparseMoEBlock {
     }
 
     /// The always-on shared expert, scaled per token by its sigmoid gate where the family has one.
-    private func addSharedExpert(normed: FloatBuffer, tokens: Int, into combined: FloatBuffer) {
+    private func addSharedExpert(normed: FloatBuffer, tokens: Int, into combined: FloatBuffer) throws {
         guard let sharedExpert else { return }
         let hidden = model.hiddenSize
         let shared = FloatBuffer(uninitializedCount: tokens * hidden)
-        sharedExpert.apply(normed.pointer, tokens: tokens, into: shared.pointer)
+        try sharedExpert.apply(normed.pointer, tokens: tokens, into: shared.pointer)
         let gates = FloatBuffer(count: tokens)
-        sharedExpertRouter?.apply(normed.pointer, tokens: tokens, into: gates.pointer)
+        try sharedExpertRouter?.apply(normed.pointer, tokens: tokens, into: gates.pointer)
         for token in 0..<tokens {
             let scale = sharedExpertRouter == nil ? 1 : sigmoid(gates[token])
             addScaled(shared.pointer + token * hidden, scale, into: combined.pointer + token * hidden, count: hidden)

@@ -8,6 +8,8 @@ import CMatmul
 public enum BLAS {
     /// The kernel family OpenBLAS picked (`OPENBLAS_CORETYPE` overrides it at load time).
     public static var coreName: String { String(cString: openblas_get_corename()) }
+    /// The instruction set oneDNN's kernels use (after ONEDNN_MAX_CPU_ISA / MOE_COMPRESS_MAX_ISA).
+    public static var oneDNNInstructionSet: String { String(cString: cm_effective_isa()) }
     /// Threads for both libraries; they never run at the same time, so each may use every core.
     public static var threads: Int {
         get { Int(cm_threads()) }
@@ -27,11 +29,13 @@ public func gemm(
     b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
     beta: Float = 0,
     c: UnsafeMutablePointer<Float>, ldc: Int
-) {
+) throws {
     let status = cm_sgemm(
         CChar(UInt8(ascii: transposeA ? "T" : "N")), CChar(UInt8(ascii: transposeB ? "T" : "N")),
         Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-    precondition(status == 0, "oneDNN sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
+    guard status == 0 else {
+        throw ComputeError("oneDNN's Float32 matrix product failed (status \(status)) for \(m)x\(k) times \(k)x\(n)")
+    }
 }
 
 /// `y = alpha * A * x + beta * y` for a row-major `rows x columns` matrix A.
@@ -56,13 +60,13 @@ public func linear(
     input: UnsafePointer<Float>, tokens: Int, inFeatures: Int,
     weight: UnsafePointer<Float>, outFeatures: Int,
     output: UnsafeMutablePointer<Float>, accumulate: Bool = false
-) {
+) throws {
     guard tokens > 0 else { return }
     if tokens == 1 {
         gemv(rows: outFeatures, columns: inFeatures, a: weight, lda: inFeatures, x: input,
              beta: accumulate ? 1 : 0, y: output)
     } else {
-        gemm(m: tokens, n: outFeatures, k: inFeatures,
+        try gemm(m: tokens, n: outFeatures, k: inFeatures,
              a: input, lda: inFeatures,
              b: weight, ldb: inFeatures, transposeB: true,
              beta: accumulate ? 1 : 0, c: output, ldc: outFeatures)

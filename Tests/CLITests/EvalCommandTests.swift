@@ -38,6 +38,42 @@ struct EvalCommandTests {
         #expect(theirs > 0 && ours <= theirs, "bf16 perplexity \(report.double("perplexity")) vs transformers bf16 \(yardstick.double("perplexity")), float32 \(float32)")
     }
 
+    /// With oneDNN held to AVX2 (as on a CPU without AVX512-BF16) bf16 compute runs through the
+    /// Float32 GEMM on bf16-rounded operands: the same numbers up to summation order, which each
+    /// layer's bf16 rounding of its input amplifies a little (measured: 3e-5 relative).
+    @Test func bfloat16ComputeWithoutANativeBFloat16Product() throws {
+        func evaluate(_ environment: [String: String]) throws -> [String: Any] {
+            let result = try MoECompressBinary.run(
+                ["eval", "Fixtures/default-model", "--text", "Fixtures/text/heldout.txt", "--max-tokens", "512",
+                 "--seq-len", "128", "--compute", "bf16", "--json"], environment: environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        }
+        let portable = try evaluate(["ONEDNN_MAX_CPU_ISA": "AVX2"])
+        #expect((portable["bf16_kernel"] as? String)?.contains("f32 GEMM") == true, "\(portable)")
+        let native = try evaluate([:])
+        let (ours, theirs) = (portable.double("perplexity"), native.double("perplexity"))
+        #expect(abs(ours - theirs) / theirs < 1e-4, "portable \(ours) vs \(native["bf16_kernel"] ?? "") \(theirs)")
+    }
+
+    /// MOE_COMPRESS_MAX_ISA=scalar runs this package's portable C kernels and caps oneDNN at SSE4.1,
+    /// with Float32 results unchanged up to rounding.
+    @Test func portableKernelsGiveTheSamePerplexity() throws {
+        func evaluate(_ environment: [String: String]) throws -> [String: Any] {
+            let result = try MoECompressBinary.run(
+                ["eval", "Fixtures/default-model", "--text", "Fixtures/text/heldout.txt", "--max-tokens", "512",
+                 "--seq-len", "128", "--json"], environment: environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        }
+        let scalar = try evaluate(["MOE_COMPRESS_MAX_ISA": "scalar"])
+        #expect(scalar["isa"] as? String == "scalar")
+        #expect(scalar["onednn_isa"] as? String == "sse41")
+        let best = try evaluate(["MOE_COMPRESS_MAX_ISA": ""])
+        let (ours, theirs) = (scalar.double("perplexity"), best.double("perplexity"))
+        #expect(abs(ours - theirs) / theirs < 1e-5, "scalar \(ours) vs \(best["isa"] ?? "") \(theirs)")
+    }
+
     @Test func forwardJSONHasLogitsAndRoutingForEverySparseLayer() throws {
         let record = try Fixtures.record("tiny-mixtral.json")
         let ids = record.objects("forward")[1].ints("input_ids")

@@ -84,28 +84,42 @@ struct MathTests {
         }
     }
 
-    @Test(arguments: [0, 1]) func linearMatchesTorch(caseIndex: Int) {
+    @Test(arguments: [0, 1]) func linearMatchesTorch(caseIndex: Int) throws {
         let c = record.objects("linear")[caseIndex]
         let (tokens, inFeatures, outFeatures) = (c.int("tokens"), c.int("in_features"), c.int("out_features"))
         var output = [Float](repeating: 0, count: tokens * outFeatures)
         let input = c.floats("input"), weight = c.floats("weight")
-        output.withUnsafeMutableBufferPointer { out in
-            linear(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight, outFeatures: outFeatures, output: out.baseAddress!)
+        try output.withUnsafeMutableBufferPointer { out in
+            try linear(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight, outFeatures: outFeatures, output: out.baseAddress!)
         }
         expectClose(output, c.floats("output"), tolerance: 1e-5, "linear with \(tokens) token(s)")
     }
 
     /// oneDNN's bf16 kernel must round the Float32 input to bf16 exactly as torch does and
     /// accumulate in Float32: the record holds the exact product of the rounded operands.
-    @Test(arguments: [0, 1]) func bfloat16LinearMatchesTorchRounding(caseIndex: Int) {
+    @Test(arguments: [0, 1]) func bfloat16LinearMatchesTorchRounding(caseIndex: Int) throws {
         let c = record.objects("bf16_linear")[caseIndex]
         let (tokens, inFeatures, outFeatures) = (c.int("tokens"), c.int("in_features"), c.int("out_features"))
         let input = c.floats("input"), weight = c.ints("weight_bf16_bits").map { UInt16($0) }
         var output = [Float](repeating: .nan, count: tokens * outFeatures)
-        output.withUnsafeMutableBufferPointer { out in
-            linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight,
+        try output.withUnsafeMutableBufferPointer { out in
+            try linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, weight: weight,
                            outFeatures: outFeatures, output: out.baseAddress!)
         }
         expectClose(output, c.floats("output"), tolerance: 1e-5, "bf16 linear with \(tokens) token(s)")
+    }
+
+    /// The path for CPUs without a native bf16 product: Float32 GEMM over the widened bf16 values.
+    @Test(arguments: [0, 1]) func portableBFloat16LinearMatchesTorchRounding(caseIndex: Int) throws {
+        let c = record.objects("bf16_linear")[caseIndex]
+        let (tokens, inFeatures, outFeatures) = (c.int("tokens"), c.int("in_features"), c.int("out_features"))
+        let input = c.floats("input")
+        let weight = c.ints("weight_bf16_bits").map { Float(bitPattern: UInt32($0) << 16) }
+        var output = [Float](repeating: .nan, count: tokens * outFeatures)
+        try output.withUnsafeMutableBufferPointer { out in
+            try linearBFloat16(input: input, tokens: tokens, inFeatures: inFeatures, widenedWeight: weight,
+                               outFeatures: outFeatures, output: out.baseAddress!)
+        }
+        expectClose(output, c.floats("output"), tolerance: 1e-5, "portable bf16 linear with \(tokens) token(s)")
     }
 }

@@ -21,6 +21,9 @@ void cm_bf16_linear_destroy(cm_bf16_linear *linear);
 /// Which kernel oneDNN picked for a handle (e.g. "gemm:jit"), for reports.
 const char *cm_bf16_linear_kernel(const cm_bf16_linear *linear);
 
+/// The instruction set oneDNN's kernels use here (after ONEDNN_MAX_CPU_ISA / MOE_COMPRESS_MAX_ISA).
+const char *cm_effective_isa(void);
+
 /// Threads oneDNN uses (its OpenMP runtime).
 void cm_set_threads(int threads);
 int cm_threads(void);
