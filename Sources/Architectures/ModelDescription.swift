@@ -20,6 +20,8 @@ public struct MoEShape: Sendable, Equatable {
 /// stage work from.
 public struct ModelDescription: Sendable {
     public let spec: ArchitectureSpec
+    /// The config.json this was read from, for errors about the model as a whole.
+    public let configPath: String
     public let modelType: String
     public let hiddenSize: Int
     public let layerCount: Int
@@ -47,6 +49,7 @@ public struct ModelDescription: Sendable {
     /// Reads the hyperparameters from `config` using `spec`'s key names.
     public init(config: ModelConfig, spec: ArchitectureSpec) throws {
         self.spec = spec
+        configPath = config.path
         modelType = try config.optionalString("model_type") ?? spec.modelTypes[0]
         let keys = spec.keys
         func required(_ candidates: [String]) throws -> Int {
@@ -57,8 +60,10 @@ public struct ModelDescription: Sendable {
             for key in candidates { if let value = try config.optionalInt(key) { return value } }
             return nil
         }
+        // Sizes are bounded so that products of two of them (a matrix's element count) cannot overflow.
         func positive(_ value: Int, _ candidates: [String]) throws -> Int {
             guard value > 0 else { throw config.error("'\(candidates[0])' must be positive, found \(value)") }
+            guard value <= Int(Int32.max) else { throw config.error("'\(candidates[0])' is implausibly large: \(value)") }
             return value
         }
 
@@ -71,7 +76,7 @@ public struct ModelDescription: Sendable {
             throw config.error("num_attention_heads (\(attentionHeads)) is not a multiple of num_key_value_heads (\(keyValueHeads))")
         }
         if let explicit = try optional(keys.headDim) {
-            headDim = explicit
+            headDim = try positive(explicit, keys.headDim)
         } else {
             guard hiddenSize % attentionHeads == 0 else {
                 throw config.error("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads))")
@@ -80,11 +85,19 @@ public struct ModelDescription: Sendable {
         }
         guard headDim > 0, headDim % 2 == 0 else { throw config.error("head_dim must be positive and even, found \(headDim)") }
 
-        normEpsilon = Float(try keys.normEpsilon.lazy.compactMap { try config.optionalDouble($0) }.first ?? keys.defaultNormEpsilon)
-        // transformers 5 moves rope_theta (and the scaling type) into a rope_parameters object.
-        let ropeParameters = config.json["rope_parameters"]
-        ropeTheta = try keys.ropeTheta.lazy.compactMap { try config.optionalDouble($0) }.first
-            ?? ropeParameters?["rope_theta"]?.doubleValue ?? keys.defaultRopeTheta
+        /// A positive, finite number: zero or negative epsilons, thetas and windows give NaN or
+        /// silently empty attention further on, so they are refused where they are read.
+        func positiveNumber(_ candidates: [String], default fallback: Double) throws -> Double {
+            for key in candidates {
+                guard let value = try config.optionalDouble(key) else { continue }
+                guard value.isFinite, value > 0 else { throw config.error("'\(key)' must be a positive number, found \(value)") }
+                return value
+            }
+            return fallback
+        }
+        normEpsilon = Float(try positiveNumber(keys.normEpsilon, default: keys.defaultNormEpsilon))
+        guard normEpsilon > 0 else { throw config.error("'\(keys.normEpsilon[0])' is too small for Float32, found \(normEpsilon)") }
+        ropeTheta = try Self.ropeTheta(config, keys: keys, positiveNumber: positiveNumber)
         tieWordEmbeddings = try keys.tieWordEmbeddings.lazy.compactMap { try config.optionalBool($0) }.first ?? false
         for key in ["rope_scaling", "rope_parameters"] {
             guard case .object(let scaling)? = config.json[key] else { continue }
@@ -98,10 +111,18 @@ public struct ModelDescription: Sendable {
         if let windowKey = attention.slidingWindowKey,
            try attention.slidingWindowEnabledKey.map({ try config.optionalBool($0) ?? false }) ?? true {
             slidingWindow = try config.optionalInt(windowKey)
+            if let window = slidingWindow, window <= 0 {
+                throw config.error("'\(windowKey)' must be a positive number of tokens, found \(window)")
+            }
         } else {
             slidingWindow = nil
         }
-        clipQKV = try attention.clipKey.flatMap { try config.optionalDouble($0) }.map(Float.init)
+        clipQKV = try attention.clipKey.flatMap { key in
+            try config.optionalDouble(key).map { value in
+                guard value.isFinite, value > 0 else { throw config.error("'\(key)' must be a positive number, found \(value)") }
+                return Float(value)
+            }
+        }
 
         switch spec.routing.normalization {
         case .always: normalizeTopK = true
@@ -115,7 +136,7 @@ public struct ModelDescription: Sendable {
         }
         let shape = MoEShape(expertCount: expertCount, expertsPerToken: expertsPerToken,
                              expertWidth: try positive(try required(keys.expertWidth), keys.expertWidth),
-                             sharedExpertWidth: keys.sharedExpertWidth.isEmpty ? nil : try optional(keys.sharedExpertWidth).flatMap { $0 > 0 ? $0 : nil })
+                             sharedExpertWidth: try optional(keys.sharedExpertWidth).flatMap { $0 == 0 ? nil : try positive($0, keys.sharedExpertWidth) })
         let sparse: [Bool]
         switch spec.sparseLayers {
         case .everyLayer:
@@ -126,8 +147,32 @@ public struct ModelDescription: Sendable {
             guard step > 0 else { throw config.error("'\(stepKey)' must be positive, found \(step)") }
             sparse = (0..<layerCount).map { !mlpOnly.contains($0) && ($0 + 1) % step == 0 }
         }
-        let denseWidth = try sparse.contains(false) ? required(keys.denseWidth) : 0
+        let denseWidth = try sparse.contains(false) ? positive(try required(keys.denseWidth), keys.denseWidth) : 0
         feedForward = sparse.map { $0 ? .sparse(shape) : .dense(width: denseWidth) }
+    }
+
+    /// rope_theta from its top-level key, or (transformers 5) from the rope_parameters object; the
+    /// family's default only when neither exists. A rope_parameters object without a numeric
+    /// rope_theta is refused rather than guessed: a wrong theta changes every logit silently.
+    private static func ropeTheta(_ config: ModelConfig, keys: ConfigKeys,
+                                  positiveNumber: ([String], Double) throws -> Double) throws -> Double {
+        if let key = keys.ropeTheta.first(where: { config.json[$0] != nil && config.json[$0] != .null }) {
+            return try positiveNumber([key], keys.defaultRopeTheta)
+        }
+        guard let parameters = config.json["rope_parameters"], parameters != .null else { return keys.defaultRopeTheta }
+        guard case .object = parameters else {
+            throw config.error("'rope_parameters' should be an object, found \(parameters.kindName)")
+        }
+        guard let theta = parameters["rope_theta"] else {
+            throw config.error("'rope_parameters' has no 'rope_theta' (and there is no top-level 'rope_theta')")
+        }
+        guard let value = theta.doubleValue else {
+            throw config.error("'rope_parameters.rope_theta' should be a number, found \(theta.kindName)")
+        }
+        guard value.isFinite, value > 0 else {
+            throw config.error("'rope_parameters.rope_theta' must be a positive number, found \(value)")
+        }
+        return value
     }
 
     /// Resolves a checkpoint: picks its spec by model_type, reads the config, and checks that the

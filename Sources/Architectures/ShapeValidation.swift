@@ -59,6 +59,9 @@ extension ModelDescription {
                 }
             }
         }
+        if source.contains(t.inputNorm.filled(layer: layerCount)) {
+            throw CheckpointError(file: configPath, "\(spec.keys.layerCount[0]) is \(layerCount) but the checkpoint stores more layers (\(t.inputNorm.filled(layer: layerCount)) exists)")
+        }
         let extraExpert = spec.tensors.expertGate
         for layer in sparseLayers {
             if case .sparse(let shape) = feedForward[layer], source.contains(extraExpert.filled(layer: layer, expert: shape.expertCount)) {

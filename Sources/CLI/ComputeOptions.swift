@@ -12,7 +12,7 @@ struct ComputeOptions: ParsableArguments {
         valueName: "f32|bf16"))
     var compute: ComputePrecision = .float32
 
-    @Option(help: ArgumentHelp("Threads for the matrix libraries (default: one per core; at most 4 per core).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads for the matrix libraries (default: one per core; at most 4 per core).", valueName: "n"))
     var threads: Int?
 
     /// More threads than this only oversubscribes the cores (and an absurd count exhausts the

@@ -31,13 +31,15 @@ extension MoECompress {
         @Option(help: "UTF-8 text file to evaluate on.")
         var text: String
 
-        @Option(help: "Context length of each window.")
+        // Numbers are parsed unconditionally, so that "-1" is read as a value and refused by
+        // validate() rather than taken for an option.
+        @Option(parsing: .unconditional, help: "Context length of each window (1 to 1048576).")
         var seqLen = 512
 
-        @Option(help: "Use only the first N ids of the text (default: all).")
+        @Option(parsing: .unconditional, help: "Use only the first N ids of the text (default: all).")
         var maxTokens: Int?
 
-        @Option(help: "Ids per pass over the weights (more is faster, uses more activation memory).")
+        @Option(parsing: .unconditional, help: "Ids per pass over the weights (more is faster, uses more activation memory).")
         var batchTokens = 8192
 
         @OptionGroup var computeOptions: ComputeOptions
@@ -45,9 +47,14 @@ extension MoECompress {
         @Flag(help: "Print one JSON object instead of text.")
         var json = false
 
+        static let maximumSequenceLength = 1 << 20
+
         func validate() throws {
-            guard seqLen > 0 else { throw ValidationError("--seq-len must be positive") }
-            if let maxTokens, maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
+            guard (1...Self.maximumSequenceLength).contains(seqLen) else {
+                throw ValidationError("--seq-len \(seqLen): must be between 1 and \(Self.maximumSequenceLength)")
+            }
+            if let maxTokens, maxTokens < 2 { throw ValidationError("--max-tokens \(maxTokens): must be at least 2") }
+            guard batchTokens > 0 else { throw ValidationError("--batch-tokens \(batchTokens): must be positive") }
         }
 
         func run() throws {
@@ -61,7 +68,7 @@ extension MoECompress {
                 throw ValidationError("\(text): the text gives \(ids.count) token(s); at least 2 are needed")
             }
             let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint, precision: computeOptions.compute)
-            let evaluator = PerplexityEvaluator(forward: forward, sequenceLength: seqLen, batchTokens: batchTokens)
+            let evaluator = try PerplexityEvaluator(forward: forward, sequenceLength: seqLen, batchTokens: batchTokens)
             let bar = ProgressBar(label: "eval")
             let result = try evaluator.evaluate(ids: ids) { done, total in bar.update(done: done, total: total) }
             if json {

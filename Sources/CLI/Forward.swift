@@ -28,7 +28,7 @@ extension MoECompress {
         @Option(help: "Text to tokenize with the model's tokenizer.json (special tokens added).")
         var text: String?
 
-        @Option(help: "How many next-token predictions to show per position.")
+        @Option(parsing: .unconditional, help: "How many next-token predictions to show per position.")
         var top = 5
 
         @OptionGroup var computeOptions: ComputeOptions

@@ -20,15 +20,14 @@ struct LoadedModel {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw CheckpointError(file: url.path, "missing (needed to tokenize text; pass --ids to skip it)")
         }
+        try RegularFile.check(url.path)
         return try Tokenizer(contentsOf: url)
     }
 }
 
 /// Reads a text file that must be UTF-8.
 func readUTF8Text(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw CheckpointError(file: path, "cannot read the text file")
-    }
+    let data = try RegularFile.read(path)
     guard let text = String(validating: data, as: UTF8.self) else {
         throw CheckpointError(file: path, "not valid UTF-8 text")
     }

@@ -1,6 +1,6 @@
 import ArgumentParser
+import Foundation
 
-@main
 struct MoECompress: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moe-compress",
@@ -15,4 +15,25 @@ struct MoECompress: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Inspect.self, Eval.self, Forward.self])
+}
+
+/// The entry point: ArgumentParser's own `main()` prints the usage block after every error; here
+/// every failure, an argument error or one raised while working, is one line on stderr.
+@main
+enum Entry {
+    static func main() {
+        do {
+            var command = try MoECompress.parseAsRoot()
+            try command.run()
+        } catch {
+            if MoECompress.exitCode(for: error) == .success {
+                MoECompress.exit(withError: error)  // --help, --version: printed as ArgumentParser does
+            }
+            let message = MoECompress.message(for: error)
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
+            FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+            exit(MoECompress.exitCode(for: error).rawValue)
+        }
+    }
 }

@@ -15,10 +15,7 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else {
-            throw CheckpointError(file: path, "cannot open: \(String(cString: strerror(errno)))")
-        }
+        let descriptor = try RegularFile.open(path)
         defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {

@@ -11,10 +11,7 @@ public struct ModelConfig: Sendable, Equatable {
     }
 
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CheckpointError(file: url.path, "cannot read: \(error.localizedDescription)")
-        }
+        let data = try RegularFile.read(url.path)
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw CheckpointError(file: url.path, "not valid JSON")

@@ -48,6 +48,10 @@ public struct SafetensorsHeader: Sendable {
         guard let object = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
             throw fail("header is not a valid JSON object")
         }
+        // JSONSerialization keeps the last of two equal keys without a word.
+        if let duplicate = JSONKeys.firstDuplicateTopLevelKey(in: headerData) {
+            throw fail("header names tensor '\(duplicate)' twice")
+        }
 
         var metadata: [String: String] = [:]
         var tensors: [TensorInfo] = []
@@ -86,9 +90,22 @@ public struct SafetensorsHeader: Sendable {
             tensors.append(TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end))
         }
 
+        // As the safetensors library requires: the tensors tile the data section exactly, with no
+        // overlap and no gap. A gap means the header length or the offsets are wrong (a header
+        // length one byte short still parses, through its padding, and shifts every tensor).
         tensors.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound) < ($1.dataRange.lowerBound, $1.dataRange.upperBound) }
-        for (previous, next) in zip(tensors, tensors.dropFirst()) where next.dataRange.lowerBound < previous.dataRange.upperBound {
-            throw fail("tensors '\(previous.name)' and '\(next.name)' overlap in the data section")
+        var covered = 0
+        for (index, tensor) in tensors.enumerated() {
+            if tensor.dataRange.lowerBound < covered {
+                throw fail("tensors '\(tensors[index - 1].name)' and '\(tensor.name)' overlap in the data section")
+            }
+            if tensor.dataRange.lowerBound > covered {
+                throw fail("bytes \(covered)..<\(tensor.dataRange.lowerBound) of the data section belong to no tensor (before '\(tensor.name)'): the header length or data_offsets are wrong")
+            }
+            covered = tensor.dataRange.upperBound
+        }
+        guard covered == dataSize else {
+            throw fail("the data section has \(dataSize) bytes but the tensors cover \(covered): the header length or data_offsets are wrong")
         }
         self.tensors = tensors
         self.metadata = metadata

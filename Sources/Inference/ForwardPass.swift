@@ -28,6 +28,7 @@ public final class ForwardPass {
             throw InputError("token id \(id) is outside the model's vocabulary (0..<\(model.vocabularySize))")
         }
         let states = try embed(batch.ids)
+        try checkFinite(states, after: "the embedding of the input ids")
         let normed = FloatBuffer(count: states.count)
         let names = model.spec.tensors
         for layer in 0..<model.layerCount {
@@ -36,6 +37,7 @@ public final class ForwardPass {
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
             try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states) }
             source.release(attention.projectionNames)
+            try checkFinite(states, after: "layer \(layer)'s attention")
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: postNorm)
@@ -50,11 +52,20 @@ public final class ForwardPass {
                 let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision)
                 try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer, timings: timings)
             }
+            try checkFinite(states, after: "layer \(layer)'s feed-forward block")
             progress?(layer + 1, model.layerCount)
         }
         let finalNorm = try readVector(names.finalNorm, from: source)
         normalize(states, into: states, weight: finalNorm)
+        try checkFinite(states, after: "the final norm")
         return states
+    }
+
+    /// A NaN or infinity is reported where it first appears (a bad config value or weight), not
+    /// carried on into a NaN perplexity.
+    private func checkFinite(_ states: FloatBuffer, after stage: String) throws {
+        guard let index = firstNonFinite(states.pointer, count: states.count) else { return }
+        throw NumericalError(model: model, "hidden state is \(states[index]) after \(stage) (token \(index / model.hiddenSize))")
     }
 
     /// The language-model head, to turn final hidden states into logits.
@@ -79,9 +90,11 @@ public final class ForwardPass {
 /// The language-model head, loaded once and applied to rows of final hidden states.
 public struct OutputHead {
     private let projection: LinearWeights
+    private let model: ModelDescription
     public var vocabularySize: Int { projection.outFeatures }
 
     init(model: ModelDescription, source: TensorSource, precision: ComputePrecision) throws {
+        self.model = model
         // In place under bf16 compute: the head is used for every row, and a copy would be as large.
         projection = try LinearWeights(model.outputHeadName(in: source), from: source, precision: precision, inPlace: true)
     }
@@ -90,6 +103,9 @@ public struct OutputHead {
     public func logits(_ states: UnsafePointer<Float>, rows: Int) throws -> FloatBuffer {
         let output = FloatBuffer(uninitializedCount: rows * vocabularySize)
         try projection.apply(states, tokens: rows, into: output.pointer)
+        if let index = firstNonFinite(output.pointer, count: output.count) {
+            throw NumericalError(model: model, "logit is \(output[index]) (row \(index / vocabularySize), token id \(index % vocabularySize)) after the output head")
+        }
         return output
     }
 }

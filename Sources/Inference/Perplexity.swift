@@ -4,14 +4,15 @@ import Tensors
 /// The evaluation windows over `tokenCount` ids: consecutive, non-overlapping chunks of
 /// `sequenceLength + 1` ids stepping by `sequenceLength`, so every id after the first is
 /// predicted exactly once with at most `sequenceLength` ids of context. The last window may be
-/// shorter; it has at least two ids.
+/// shorter; it has at least two ids. A non-positive `sequenceLength` gives no windows.
 public func perplexityWindows(tokenCount: Int, sequenceLength: Int) -> [Range<Int>] {
-    precondition(sequenceLength > 0)
+    guard sequenceLength > 0 else { return [] }
     var windows: [Range<Int>] = []
     var start = 0
     while start + 1 < tokenCount {
-        windows.append(start..<min(start + sequenceLength + 1, tokenCount))
-        start += sequenceLength
+        // Clamped before adding, so a huge sequence length cannot overflow.
+        windows.append(start..<(start + min(sequenceLength, tokenCount - start - 1) + 1))
+        start += min(sequenceLength, tokenCount)
     }
     return windows
 }
@@ -36,10 +37,13 @@ public struct PerplexityEvaluator {
     public let sequenceLength: Int
     public let batchTokens: Int
 
-    public init(forward: ForwardPass, sequenceLength: Int, batchTokens: Int = 8192) {
+    /// A batch holds at least one whole window, whatever `batchTokens` says.
+    public init(forward: ForwardPass, sequenceLength: Int, batchTokens: Int = 8192) throws {
+        guard sequenceLength > 0 else { throw InputError("the sequence length must be positive, found \(sequenceLength)") }
+        guard batchTokens > 0 else { throw InputError("the batch size must be positive, found \(batchTokens) tokens") }
         self.forward = forward
         self.sequenceLength = sequenceLength
-        self.batchTokens = max(batchTokens, sequenceLength + 1)
+        self.batchTokens = max(batchTokens, sequenceLength == Int.max ? sequenceLength : sequenceLength + 1)
     }
 
     /// `progress(done, total)` counts layers over all batches.
@@ -48,6 +52,7 @@ public struct PerplexityEvaluator {
         let started = Date()
         let windows = perplexityWindows(tokenCount: ids.count, sequenceLength: sequenceLength)
         let batches = groupWindows(windows)
+        try checkActivationMemory(largestBatch: batches.map { $0.reduce(0) { $0 + $1.count } }.max() ?? 0)
         let layers = forward.model.layerCount
         let head = try forward.outputHead()
         var totalNLL: Double = 0
@@ -89,6 +94,22 @@ public struct PerplexityEvaluator {
             position += rows
         }
         return total
+    }
+
+    /// Refuses a batch whose activations alone would not fit in memory, before allocating them
+    /// (the OS would otherwise kill the process part-way).
+    private func checkActivationMemory(largestBatch tokens: Int) throws {
+        let model = forward.model
+        let queryWidth = model.attentionHeads * model.headDim, keyValueWidth = model.keyValueHeads * model.headDim
+        let experts = model.feedForward.map { kind -> Int in if case .sparse(let shape) = kind { return shape.expertCount } else { return 0 } }.max() ?? 0
+        // Hidden states, norms, residual sums, q/k/v/context, router logits and probabilities.
+        let floatsPerToken = 5 * model.hiddenSize + 2 * queryWidth + 2 * keyValueWidth + 2 * experts
+        let bytes = Double(tokens) * Double(floatsPerToken) * 4
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes < 0.8 * available else {
+            throw InputError(String(format: "a batch of %ld tokens needs about %.1f GiB for activations, more than this machine's %.1f GiB of memory; use smaller batches or shorter windows",
+                                    tokens, bytes / 1_073_741_824, available / 1_073_741_824))
+        }
     }
 
     private func groupWindows(_ windows: [Range<Int>]) -> [[Range<Int>]] {

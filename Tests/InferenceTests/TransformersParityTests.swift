@@ -65,7 +65,7 @@ struct TransformersParityTests {
     func perplexityMatchesTransformers(model: String) throws {
         let record = try Fixtures.record("\(model).json")
         let reference = record.object("perplexity")
-        let evaluator = PerplexityEvaluator(forward: try open(record["model"] as? String ?? ""), sequenceLength: reference.int("seq_len"), batchTokens: 40)
+        let evaluator = try PerplexityEvaluator(forward: open(record["model"] as? String ?? ""), sequenceLength: reference.int("seq_len"), batchTokens: 40)
         let result = try evaluator.evaluate(ids: reference.ints("input_ids"))
         #expect(result.tokens == reference.int("tokens"))
         let relative = abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity")

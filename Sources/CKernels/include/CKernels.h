@@ -34,4 +34,8 @@ void ck_softmax(float *x, size_t count);
 /// log(sum(exp(x))) with the max subtracted first and the sum accumulated in double.
 double ck_logsumexp(const float *x, size_t count);
 
+/// Index of the first NaN or infinity among `count` floats, or `count` when all are finite.
+/// Plain C on the bit patterns: the compiler vectorises it for any x86-64.
+size_t ck_first_non_finite(const float *x, size_t count);
+
 #endif
