@@ -4,7 +4,8 @@
 # MOE_COMPRESS_MAX_ISA), so that any machine also exercises the AVX2 and the portable paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-system-packages.sh
+# qemu's user-mode emulator runs the binary as CPUs without AVX-512 or AVX (EmulatedCPUTests).
+scripts/install-system-packages.sh qemu-user
 swift build --build-tests
 echo "== tests, widest kernels this CPU has"
 swift test --skip-build

@@ -13,10 +13,11 @@ enum MoECompressBinary {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("moe-compress")
     }
 
-    /// `environment` entries are added to this process's environment for the child.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    /// `environment` entries are added to this process's environment for the child; `executable`
+    /// runs another program (an emulator that is given this binary among its arguments).
+    static func run(_ arguments: [String], executable: URL? = nil, environment: [String: String] = [:]) throws -> CommandResult {
         let process = Process()
-        process.executableURL = url
+        process.executableURL = executable ?? url
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = Fixtures.repositoryRoot
