@@ -44,16 +44,17 @@ extension MoECompress {
         func run() throws {
             try computeOptions.apply()
             let loaded = try LoadedModel(path: model)
-            var tokenizer: Tokenizer?
+            let tokenizer: Tokenizer?
             let inputIDs: [Int]
             if let ids {
                 inputIDs = try parseIDs(ids)
+                tokenizer = try? loaded.tokenizer()  // only to show the tokens, when there is one
             } else {
-                tokenizer = try loaded.tokenizer()
-                inputIDs = tokenizer!.encode(text ?? "", addSpecialTokens: true)
+                let required = try loaded.tokenizer()
+                inputIDs = required.encode(text ?? "", addSpecialTokens: true)
+                tokenizer = required
             }
             guard !inputIDs.isEmpty else { throw ValidationError("the input gives no tokens") }
-            if tokenizer == nil { tokenizer = try? loaded.tokenizer() }
 
             let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint, precision: computeOptions.compute)
             let recorder = RoutingRecorder()

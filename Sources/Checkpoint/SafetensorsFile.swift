@@ -71,7 +71,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         let width = info.shape[1], rowBytes = width * info.dtype.byteSize
         let bytes = rawBytes(of: info)
         for (index, row) in rows.enumerated() {
-            precondition(row >= 0 && row < info.shape[0], "row \(row) outside \(info.name)")
+            guard row >= 0 && row < info.shape[0] else {
+                throw CheckpointError(file: path, "tensor '\(info.name)': row \(row) is outside its \(info.shape[0]) rows")
+            }
             convertToFloat32(bytes.baseAddress! + row * rowBytes, dtype: info.dtype, count: width, into: destination + index * width)
         }
     }

@@ -25,7 +25,7 @@ public final class ForwardPass {
     public func hiddenStates(_ batch: TokenBatch, observer: ForwardObserver? = nil,
                              progress: ((Int, Int) -> Void)? = nil) throws -> FloatBuffer {
         for id in batch.ids where id < 0 || id >= model.vocabularySize {
-            throw InputError("token id \(id) is outside the model's vocabulary (0..<\(model.vocabularySize))")
+            throw InputError("\(model.configPath): token id \(id) is outside the model's vocabulary (0..<\(model.vocabularySize))")
         }
         let states = try embed(batch.ids)
         try checkFinite(states, after: "the embedding of the input ids")
