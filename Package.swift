@@ -28,12 +28,19 @@ let package = Package(
         .target(name: "Architectures", dependencies: ["Checkpoint", "Tensors"]),
         // tokenizer.json: byte-level BPE and SentencePiece-style BPE.
         .target(name: "Tokenizer"),
+        // An opened model (config, description, tensor source, companion files), the stage
+        // protocol and the streaming writer every stage's output goes through.
+        .target(name: "Models", dependencies: ["Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer"]),
         // The layer-by-layer forward pass, observers and perplexity.
         .target(name: "Inference", dependencies: ["Architectures", "Checkpoint", "Tensors"]),
+        // Calibration windows, router statistics from the forward pass, the statistics file.
+        .target(name: "Calibration", dependencies: ["Inference", "Models", "Architectures", "Checkpoint", "Tokenizer"]),
+        // Expert pruning: methods, plans, the prune stage.
+        .target(name: "Pruning", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
+                "Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

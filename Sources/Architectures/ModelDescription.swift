@@ -178,8 +178,13 @@ public struct ModelDescription: Sendable {
     /// Resolves a checkpoint: picks its spec by model_type, reads the config, and checks that the
     /// stored tensors have the shapes the config implies.
     public init(checkpoint: Checkpoint) throws {
-        try self.init(config: checkpoint.config, spec: try ArchitectureRegistry.spec(for: checkpoint.config))
-        try validate(against: checkpoint, configPath: checkpoint.config.path)
+        try self.init(config: checkpoint.config, source: checkpoint)
+    }
+
+    /// Resolves `config` against any tensor source (a stage's computed output as well as a file).
+    public init(config: ModelConfig, source: TensorSource) throws {
+        try self.init(config: config, spec: try ArchitectureRegistry.spec(for: config))
+        try validate(against: source, configPath: config.path)
     }
 
     /// The tensor that holds the output projection (the embedding when tied and no head is stored).

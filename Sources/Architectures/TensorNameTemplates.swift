@@ -20,6 +20,10 @@ public struct TensorNameTemplates: Sendable {
     public var expertUp: String
     public var expertDown: String
 
+    /// A per-expert bias added to the router's scores for selection only (DeepSeek-V3's
+    /// `e_score_correction_bias`); nil for families without one. Pruning slices it with the router.
+    public var routerCorrectionBias: String? = nil
+
     public var sharedExpertGate: String? = nil
     public var sharedExpertUp: String? = nil
     public var sharedExpertDown: String? = nil

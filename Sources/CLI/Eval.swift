@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Models
 import Tensors
 import Tokenizer
 
@@ -59,7 +60,7 @@ extension MoECompress {
 
         func run() throws {
             try computeOptions.apply()
-            let loaded = try LoadedModel(path: model)
+            let loaded = try Model.open(path: model)
             let tokenizer = try loaded.tokenizer()
             let content = try readUTF8Text(text)
             var ids = tokenizeShowingProgress(content, with: tokenizer)
@@ -67,12 +68,12 @@ extension MoECompress {
             guard ids.count >= 2 else {
                 throw ValidationError("\(text): the text gives \(ids.count) token(s); at least 2 are needed")
             }
-            let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint, precision: computeOptions.compute)
+            let forward = ForwardPass(model: loaded.description, source: loaded.source, precision: computeOptions.compute)
             let evaluator = try PerplexityEvaluator(forward: forward, sequenceLength: seqLen, batchTokens: batchTokens)
             let bar = ProgressBar(label: "eval")
             let result = try evaluator.evaluate(ids: ids) { done, total in bar.update(done: done, total: total) }
             if json {
-                try printJSON(EvalReport(model: loaded.directory.path, text: text, compute: computeOptions.compute,
+                try printJSON(EvalReport(model: loaded.origin.path, text: text, compute: computeOptions.compute,
                                          result: result, timings: forward.timings))
             } else {
                 print(String(format: "perplexity %.4f over %ld predicted tokens (%ld tokens, seq-len %ld)",

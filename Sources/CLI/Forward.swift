@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Models
 import Tensors
 import Tokenizer
 
@@ -43,7 +44,7 @@ extension MoECompress {
 
         func run() throws {
             try computeOptions.apply()
-            let loaded = try LoadedModel(path: model)
+            let loaded = try Model.open(path: model)
             let tokenizer: Tokenizer?
             let inputIDs: [Int]
             if let ids {
@@ -56,7 +57,7 @@ extension MoECompress {
             }
             guard !inputIDs.isEmpty else { throw ValidationError("the input gives no tokens") }
 
-            let forward = ForwardPass(model: loaded.description, source: loaded.checkpoint, precision: computeOptions.compute)
+            let forward = ForwardPass(model: loaded.description, source: loaded.source, precision: computeOptions.compute)
             let recorder = RoutingRecorder()
             let bar = ProgressBar(label: "forward")
             let states = try forward.hiddenStates(TokenBatch(sequences: [inputIDs]), observer: recorder) { done, total in

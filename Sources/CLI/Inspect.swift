@@ -2,6 +2,7 @@ import Architectures
 import ArgumentParser
 import Checkpoint
 import Foundation
+import Models
 
 extension MoECompress {
     struct Inspect: ParsableCommand {
@@ -23,8 +24,8 @@ extension MoECompress {
         var json = false
 
         func run() throws {
-            let loaded = try LoadedModel(path: model)
-            let report = InspectReport(loaded)
+            let loaded = try Model.open(path: model)
+            let report = InspectReport(loaded, checkpoint: try loaded.openedCheckpoint())
             if json { try printJSON(report) } else { print(report.text) }
         }
     }
@@ -69,10 +70,10 @@ struct InspectReport: Encodable {
         case totalParameters = "total_parameters", bytesByDType = "bytes_by_dtype", unrecognizedTensors = "unrecognized_tensors"
     }
 
-    init(_ loaded: LoadedModel) {
+    init(_ loaded: Model, checkpoint: Checkpoint) {
         let description = loaded.description
-        let inventory = ModelInventory(description: description, source: loaded.checkpoint)
-        model = loaded.directory.path
+        let inventory = ModelInventory(description: description, source: checkpoint)
+        model = loaded.origin.path
         architecture = description.spec.name
         modelType = description.modelType
         layers = description.layerCount
@@ -94,7 +95,7 @@ struct InspectReport: Encodable {
         parameters = Dictionary(uniqueKeysWithValues: ParameterKind.allCases.map { ($0.rawValue, inventory.parametersByKind[$0] ?? 0) })
         totalParameters = inventory.totalParameters
         bytesByDType = Dictionary(uniqueKeysWithValues: inventory.bytesByDType.map { ($0.key.rawValue, $0.value) })
-        shards = loaded.checkpoint.shards.map { Shard(file: URL(fileURLWithPath: $0.path).lastPathComponent, bytes: $0.mapping.size, tensors: $0.header.tensors.count) }
+        shards = checkpoint.shards.map { Shard(file: URL(fileURLWithPath: $0.path).lastPathComponent, bytes: $0.mapping.size, tensors: $0.header.tensors.count) }
         unrecognizedTensors = inventory.unrecognizedTensors
     }
 

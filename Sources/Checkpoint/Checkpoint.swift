@@ -116,6 +116,15 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         return file.storedHalves(of: info)
     }
 
+    public func readStored(_ name: String, into destination: UnsafeMutableRawPointer) throws {
+        guard let (file, info) = location(of: name) else {
+            throw CheckpointError(file: directory.path, "tensor '\(name)' not found")
+        }
+        let bytes = file.rawBytes(of: info)
+        if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
+        file.release(info)
+    }
+
     public func release(_ names: [String]) {
         for name in names {
             if let (file, info) = location(of: name) { file.release(info) }

@@ -114,7 +114,8 @@ public final class CheckpointWriter {
 
     /// Flushes the shards, writes the index, config.json and the source's other small files
     /// (tokenizer, generation config …), then moves the directory into place.
-    public func commit(config: ModelConfig, copyingAuxiliaryFilesFrom source: URL?) throws {
+    /// `additionalFiles` (name → contents, e.g. a stage's report) are written beside them.
+    public func commit(config: ModelConfig, copyingAuxiliaryFilesFrom source: URL?, additionalFiles: [String: Data] = [:]) throws {
         if let missing = plan.keys.sorted().first(where: { !written.contains($0) }) {
             throw CheckpointError(file: destination.path, "tensor '\(missing)' was declared but never written")
         }
@@ -126,6 +127,7 @@ public final class CheckpointWriter {
 
         if let source { try copyAuxiliaryFiles(from: source) }
         try writeFile("config.json", try config.json.prettyPrinted())
+        for (name, contents) in additionalFiles.sorted(by: { $0.key < $1.key }) { try writeFile(name, contents) }
         if shardNames.count > 1 { try writeFile(Checkpoint.indexFileName, try indexJSON()) }
         try moveIntoPlace()
         committed = true

@@ -39,6 +39,9 @@ public protocol TensorSource: AnyObject, Sendable {
     /// The caller is done with these tensors' stored bytes (after computing from `storedBFloat16`),
     /// so a file-backed source can drop their pages and keep the resident set bounded.
     func release(_ names: [String])
+    /// Writes the tensor's bytes in its declared dtype (`descriptor(name)!.dtype`), exactly as a
+    /// checkpoint stores them: what a stage's output copies byte for byte.
+    func readStored(_ name: String, into destination: UnsafeMutableRawPointer) throws
 }
 
 extension TensorSource {
@@ -60,6 +63,25 @@ extension TensorSource {
         let whole = try float32(name)
         whole.scalars.withUnsafeBufferPointer {
             convertFromFloat32($0.baseAddress!, count: $0.count, to: .bf16, into: UnsafeMutableRawPointer(destination))
+        }
+    }
+
+    /// Narrows the Float32 values to the declared float dtype; sources that hold stored bytes copy them.
+    public func readStored(_ name: String, into destination: UnsafeMutableRawPointer) throws {
+        guard let descriptor = descriptor(name) else {
+            throw CheckpointError(file: name, "tensor not found")
+        }
+        switch descriptor.dtype {
+        case .bf16:
+            try readBFloat16(name, into: destination.assumingMemoryBound(to: UInt16.self))
+        case .f32:
+            try readFloat32(name, into: destination.assumingMemoryBound(to: Float.self))
+        case .f16:
+            let values = FloatBuffer(uninitializedCount: descriptor.elementCount)
+            try readFloat32(name, into: values.pointer)
+            convertFromFloat32(values.pointer, count: descriptor.elementCount, to: .f16, into: destination)
+        default:
+            throw CheckpointError(file: name, "\(descriptor.dtype.rawValue) tensors can only be copied from a stored file")
         }
     }
 

@@ -29,6 +29,16 @@ public struct ExpertActivations {
     public let outputs: UnsafeBufferPointer<Float>
 }
 
+/// A sparse block's effect on the residual stream, for scores that weigh tokens by how much the
+/// routed experts change them (EASY-EP's token contribution).
+public struct MoEBlockActivations {
+    public let layer: Int
+    /// The residual stream entering the block (after attention), `tokens x hiddenSize`.
+    public let residual: UnsafeBufferPointer<Float>
+    /// The weighted sum of the routed experts' outputs, without any shared expert, `tokens x hiddenSize`.
+    public let routedOutput: UnsafeBufferPointer<Float>
+}
+
 /// Watches the batch pass through each sparse layer, without a second forward implementation.
 /// Expert activations are large, so they are delivered only when asked for; the buffers are
 /// valid only during the call.
@@ -36,11 +46,14 @@ public protocol ForwardObserver: AnyObject {
     var wantsExpertActivations: Bool { get }
     func observe(routing: RoutingTrace)
     func observe(expert: ExpertActivations)
+    /// After every routed expert of the layer has run, before the shared expert is added.
+    func observe(block: MoEBlockActivations)
 }
 
 extension ForwardObserver {
     public var wantsExpertActivations: Bool { false }
     public func observe(expert: ExpertActivations) {}
+    public func observe(block: MoEBlockActivations) {}
 }
 
 /// Records every routing trace; what `forward` prints and the fixture tests compare.

@@ -39,6 +39,11 @@ struct SparseMoEBlock {
         observer?.observe(routing: routing.trace)
         let combined = FloatBuffer(count: tokens * model.hiddenSize)
         try addRoutedExperts(routing, normed: normed, into: combined, source: source, observer: observer, timings: timings)
+        if let observer, observer.wantsExpertActivations {
+            observer.observe(block: MoEBlockActivations(
+                layer: layer, residual: UnsafeBufferPointer(start: residual.pointer, count: residual.count),
+                routedOutput: UnsafeBufferPointer(start: combined.pointer, count: combined.count)))
+        }
         try addSharedExpert(normed: normed, tokens: tokens, into: combined)
         for index in 0..<residual.count { residual[index] += combined[index] }
     }

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Calibration
+import Foundation
+import Inference
+import Models
+import Pruning
+
+extension PruneMethod: ExpressibleByArgument {}
+
+extension MoECompress {
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop experts ranked by router statistics; write a smaller checkpoint of the same architecture.",
+            discussion: """
+            Keeps --keep experts in every MoE layer (or drops the fraction --ratio), ranked by \
+            --method on the statistics of `moe-compress calibrate` (--stats) or of calibration run \
+            here (--data). Kept experts are renumbered in their original order; router rows (and \
+            router biases) are sliced to them; num_experts_per_tok and every other tensor are \
+            copied as stored, byte for byte. A token's top-k is then taken over the remaining \
+            experts, as in a checkpoint pruned with transformers, which loads the output as it \
+            loads the original.
+
+            Methods (highest score kept):
+              frequency  top-k selection counts
+              soft       sum of the applied routing weights over routed tokens
+              ean        mean expert output norm over routed tokens (EAN)
+              reap       mean of routing weight × output norm over routed tokens
+                         (REAP, Lasby et al. 2025, arXiv 2510.13999)
+              easy-ep    sum of weight × output norm × token contribution 1 − cos(h, h + r)
+                         (EASY-EP, Dong et al. 2025, arXiv 2504.06792)
+
+            prune-report.json beside the weights lists per layer the kept original expert ids and \
+            every expert's score, and the --eval perplexities.
+
+            Example:
+              moe-compress prune Fixtures/default-model -o /tmp/pruned --ratio 0.25 --method reap \\
+                --data Fixtures/text/calibration.txt --seq-len 128 --samples 64 \\
+                --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096
+            """)
+
+        @Argument(help: "Checkpoint directory.")
+        var model: String
+
+        @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Output checkpoint directory.", valueName: "dir"))
+        var output: String
+
+        @Option(parsing: .unconditional, help: "Experts to keep in every MoE layer.")
+        var keep: Int?
+
+        @Option(parsing: .unconditional, help: "Fraction of each layer's experts to drop (0 < r < 1; floor(experts × r) are dropped).")
+        var ratio: Double?
+
+        @Option(help: ArgumentHelp("Ranking: \(PruneMethod.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "method"))
+        var method: PruneMethod = .reap
+
+        @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`.", valueName: "file"))
+        var stats: String?
+
+        @OptionGroup var calibration: CalibrationOptions
+
+        @OptionGroup var evaluation: EvalOptions
+
+        @Flag(help: "Replace an existing output directory.")
+        var force = false
+
+        @OptionGroup var computeOptions: ComputeOptions
+
+        func validate() throws {
+            guard (keep == nil) != (ratio == nil) else { throw ValidationError("pass exactly one of --keep and --ratio") }
+            if let ratio, !(ratio > 0 && ratio < 1) { throw ValidationError("--ratio \(ratio): must be between 0 and 1") }
+            if let keep, keep < 1 { throw ValidationError("--keep \(keep): must be positive") }
+            guard (stats == nil) != calibration.sources.isEmpty else {
+                throw ValidationError("pass exactly one of --stats FILE and --data FILE[:N]")
+            }
+        }
+
+        func run() throws {
+            try computeOptions.apply()
+            let input = try Model.open(path: model)
+            let heldOut = try evaluation.ids(for: input)
+            let statistics: RouterStatistics
+            if let stats {
+                statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
+                try statistics.check(against: input, file: stats)
+            } else {
+                statistics = try calibration.measure(input, name: model, precision: computeOptions.compute)
+            }
+            let stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input)
+            let pruned = try stage.run(input)
+
+            var comparison: PerplexityComparison?
+            if let heldOut {
+                let before = try evaluation.measure(input, ids: heldOut, label: "eval before", precision: computeOptions.compute)
+                let after = try evaluation.measure(pruned, ids: heldOut, label: "eval after", precision: computeOptions.compute)
+                comparison = PerplexityComparison(text: evaluation.evalText ?? "", seqLen: evaluation.evalSeqLen, tokens: heldOut.count,
+                                                  before: before.perplexity, after: after.perplexity)
+            }
+            let report = PruneReport(model: model, method: method.rawValue, plan: stage.plan, statistics: statistics.provenance,
+                                     perplexity: comparison)
+            let bar = ProgressBar(label: "write")
+            try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: force,
+                                  additionalFiles: ["prune-report.json": try report.json()]) { bar.update(done: $0, total: $1) }
+            let kept = stage.plan.layers.first?.kept.count ?? 0
+            print("wrote \(output): \(kept) experts per MoE layer (method \(method.rawValue))")
+            if let comparison {
+                print(String(format: "perplexity before %.4f, after %.4f (%@, seq-len %ld, %ld tokens)",
+                             comparison.before, comparison.after, comparison.text, comparison.seqLen, comparison.tokens))
+            }
+        }
+
+        /// --keep, or the experts left after dropping floor(experts × ratio) (REAP's rule).
+        private func keepCount(_ model: Model) throws -> Int {
+            if let keep { return keep }
+            let experts = model.description.feedForward.compactMap { kind -> Int? in
+                if case .sparse(let shape) = kind { return shape.expertCount } else { return nil }
+            }
+            guard let count = experts.first else { throw ValidationError("\(model.origin.path): the model has no MoE layer") }
+            return count - Int((Double(count) * (ratio ?? 0)).rounded(.down))
+        }
+    }
+}
+
+/// prune-report.json.
+struct PruneReport: Encodable {
+    let model: String
+    let method: String
+    let plan: PrunePlan
+    let statistics: RouterStatistics.Provenance
+    let perplexity: PerplexityComparison?
+
+    func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+}

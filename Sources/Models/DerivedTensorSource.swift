@@ -1,0 +1,151 @@
+import Checkpoint
+import Foundation
+import Tensors
+
+/// How one tensor of a derived source is made from a tensor of its base.
+public enum TensorRecipe: Sendable, Equatable {
+    /// The base tensor as it is, possibly under another name (a kept expert, renumbered).
+    case copy(of: String)
+    /// Chosen slices along the first dimension, in the given order (router rows of kept experts,
+    /// entries of a 1-D bias).
+    case rows(of: String, [Int])
+}
+
+/// A tensor source computed from another one by renaming tensors and selecting rows: what a
+/// pruning stage outputs. Every path reads only what it needs from the base: a copied tensor is
+/// the base's (in place under bf16 compute, byte for byte when written), and selected rows are
+/// gathered row by row.
+public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
+    public let base: TensorSource
+    public let tensorNames: [String]
+    private let recipes: [String: TensorRecipe]
+    private let descriptors: [String: TensorDescriptor]
+
+    /// `recipes` in the order the tensors should be listed (and written).
+    public init(base: TensorSource, recipes: [(name: String, recipe: TensorRecipe)]) throws {
+        self.base = base
+        var table: [String: TensorRecipe] = [:]
+        var descriptors: [String: TensorDescriptor] = [:]
+        for (name, recipe) in recipes {
+            guard table[name] == nil else { throw CheckpointError(file: name, "derived tensor defined twice") }
+            let baseName: String
+            switch recipe {
+            case .copy(let of): baseName = of
+            case .rows(let of, _): baseName = of
+            }
+            guard let stored = base.descriptor(baseName) else {
+                throw CheckpointError(file: baseName, "tensor not found (needed for '\(name)')")
+            }
+            switch recipe {
+            case .copy:
+                descriptors[name] = TensorDescriptor(name: name, dtype: stored.dtype, shape: stored.shape)
+            case .rows(_, let rows):
+                guard let first = stored.shape.first, rows.allSatisfy({ (0..<first).contains($0) }) else {
+                    throw CheckpointError(file: baseName, "rows \(rows) are outside its shape \(stored.shape)")
+                }
+                descriptors[name] = TensorDescriptor(name: name, dtype: stored.dtype, shape: [rows.count] + stored.shape.dropFirst())
+            }
+            table[name] = recipe
+        }
+        tensorNames = recipes.map(\.name)
+        self.recipes = table
+        self.descriptors = descriptors
+    }
+
+    public func descriptor(_ name: String) -> TensorDescriptor? { descriptors[name] }
+
+    public func recipe(_ name: String) -> TensorRecipe? { recipes[name] }
+
+    private func recipe(of name: String) throws -> TensorRecipe {
+        guard let recipe = recipes[name] else { throw CheckpointError(file: name, "tensor not found in the derived model") }
+        return recipe
+    }
+
+    public func readFloat32(_ name: String, into destination: UnsafeMutablePointer<Float>) throws {
+        switch try recipe(of: name) {
+        case .copy(let of):
+            try base.readFloat32(of, into: destination)
+        case .rows(let of, let rows):
+            try gatherFloat32(of, rows: rows, into: destination)
+        }
+    }
+
+    public func readFloat32Rows(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
+        switch try recipe(of: name) {
+        case .copy(let of):
+            try base.readFloat32Rows(of, rows: rows, into: destination)
+        case .rows(let of, let selected):
+            guard rows.allSatisfy({ selected.indices.contains($0) }) else {
+                throw CheckpointError(file: name, "rows \(rows) are outside its \(selected.count) rows")
+            }
+            try gatherFloat32(of, rows: rows.map { selected[$0] }, into: destination)
+        }
+    }
+
+    public func readBFloat16(_ name: String, into destination: UnsafeMutablePointer<UInt16>) throws {
+        switch try recipe(of: name) {
+        case .copy(let of):
+            try base.readBFloat16(of, into: destination)
+        case .rows(let of, let rows):
+            let stored = try baseDescriptor(of)
+            let whole = BFloat16Buffer(uninitializedCount: stored.elementCount)
+            try base.readBFloat16(of, into: whole.pointer)
+            gather(UnsafeRawPointer(whole.pointer), rowBytes: rowElements(stored) * 2, rows: rows, into: UnsafeMutableRawPointer(destination))
+        }
+    }
+
+    public func readStored(_ name: String, into destination: UnsafeMutableRawPointer) throws {
+        switch try recipe(of: name) {
+        case .copy(let of):
+            try base.readStored(of, into: destination)
+        case .rows(let of, let rows):
+            let stored = try baseDescriptor(of)
+            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(stored.elementCount * stored.dtype.byteSize, 1), alignment: 16)
+            defer { bytes.deallocate() }
+            try base.readStored(of, into: bytes.baseAddress!)
+            gather(UnsafeRawPointer(bytes.baseAddress!), rowBytes: rowElements(stored) * stored.dtype.byteSize, rows: rows, into: destination)
+        }
+    }
+
+    public func storedBFloat16(_ name: String) -> UnsafePointer<UInt16>? {
+        guard case .copy(let of)? = recipes[name] else { return nil }
+        return base.storedBFloat16(of)
+    }
+
+    public func prefetch(_ names: [String]) { base.prefetch(names.compactMap(baseName)) }
+    public func release(_ names: [String]) { base.release(names.compactMap(baseName)) }
+
+    private func baseName(_ name: String) -> String? {
+        switch recipes[name] {
+        case .copy(let of)?: return of
+        case .rows(let of, _)?: return of
+        case nil: return nil
+        }
+    }
+
+    private func baseDescriptor(_ name: String) throws -> TensorDescriptor {
+        guard let descriptor = base.descriptor(name) else { throw CheckpointError(file: name, "tensor not found") }
+        return descriptor
+    }
+
+    private func rowElements(_ descriptor: TensorDescriptor) -> Int { descriptor.shape.dropFirst().reduce(1, *) }
+
+    /// Rows of a 2-D tensor through the base's own row reads; other ranks (1-D biases) are small
+    /// enough to read whole.
+    private func gatherFloat32(_ name: String, rows: [Int], into destination: UnsafeMutablePointer<Float>) throws {
+        let stored = try baseDescriptor(name)
+        if stored.shape.count == 2 {
+            try base.readFloat32Rows(name, rows: rows, into: destination)
+            return
+        }
+        let whole = FloatBuffer(uninitializedCount: stored.elementCount)
+        try base.readFloat32(name, into: whole.pointer)
+        gather(UnsafeRawPointer(whole.pointer), rowBytes: rowElements(stored) * 4, rows: rows, into: UnsafeMutableRawPointer(destination))
+    }
+
+    private func gather(_ source: UnsafeRawPointer, rowBytes: Int, rows: [Int], into destination: UnsafeMutableRawPointer) {
+        for (index, row) in rows.enumerated() {
+            (destination + index * rowBytes).copyMemory(from: source + row * rowBytes, byteCount: rowBytes)
+        }
+    }
+}

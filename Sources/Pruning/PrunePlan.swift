@@ -1,0 +1,27 @@
+/// Which experts each sparse layer keeps: the data a prune stage applies, written into
+/// prune-report.json, and what a recipe or a later stage can read back.
+public struct PrunePlan: Sendable, Codable, Equatable {
+    public struct Layer: Sendable, Codable, Equatable {
+        public let layer: Int
+        /// Original expert ids kept, ascending; the output renumbers them 0..<kept.count.
+        public let kept: [Int]
+        /// Every expert's score under the method (empty for a plan given by hand).
+        public let scores: [Double]
+
+        public init(layer: Int, kept: [Int], scores: [Double] = []) {
+            self.layer = layer
+            self.kept = kept
+            self.scores = scores
+        }
+    }
+
+    public let method: String
+    public let layers: [Layer]
+
+    public init(method: String, layers: [Layer]) {
+        self.method = method
+        self.layers = layers
+    }
+
+    public func kept(inLayer layer: Int) -> [Int]? { layers.first { $0.layer == layer }?.kept }
+}

@@ -1,0 +1,92 @@
+import Architectures
+import Calibration
+import Checkpoint
+import Inference
+import Models
+
+/// Drops experts: the output keeps, in every sparse layer, the plan's experts (renumbered in
+/// their original order), the router rows of those experts, and every other tensor as stored.
+/// The result is the same architecture with a smaller expert count, which stock loaders run: a
+/// token's top-k is now taken over the remaining experts' logits, exactly as in a checkpoint
+/// pruned by transformers (pruning is not the same as zeroing a gate).
+public struct PruneStage: Stage {
+    public let name = "prune"
+    public let plan: PrunePlan
+
+    public init(plan: PrunePlan) { self.plan = plan }
+
+    /// A uniform plan: `keep` experts in every sparse layer, ranked by `method` on `statistics`.
+    public init(method: PruneMethod, keep: Int, statistics: RouterStatistics, model: Model) throws {
+        let description = model.description
+        var layers: [PrunePlan.Layer] = []
+        for layer in description.sparseLayers {
+            guard case .sparse(let shape) = description.feedForward[layer], let measured = statistics.layer(layer) else {
+                throw CalibrationError("the statistics have no layer \(layer)")
+            }
+            try Self.checkKeep(keep, shape: shape, model: description)
+            let scores = method.scores(measured)
+            layers.append(PrunePlan.Layer(layer: layer, kept: PruneMethod.best(keep, of: scores), scores: scores))
+        }
+        plan = PrunePlan(method: method.rawValue, layers: layers)
+    }
+
+    static func checkKeep(_ keep: Int, shape: MoEShape, model: ModelDescription) throws {
+        guard keep < shape.expertCount else {
+            throw InputError("--keep \(keep): the model has \(shape.expertCount) experts per layer; keep fewer")
+        }
+        guard keep >= shape.expertsPerToken else {
+            throw InputError("--keep \(keep): fewer than the \(shape.expertsPerToken) experts each token is routed to (\(model.spec.keys.expertsPerToken[0]))")
+        }
+    }
+
+    public func run(_ model: Model) throws -> Model {
+        let description = model.description
+        let names = description.spec.tensors
+        var replaced: Set<String> = []
+        var derived: [String: TensorRecipe] = [:]
+        var counts: Set<Int> = []
+        for layer in description.sparseLayers {
+            guard case .sparse(let shape) = description.feedForward[layer] else { continue }
+            guard let kept = plan.kept(inLayer: layer) else { throw InputError("the prune plan has no layer \(layer)") }
+            guard !kept.isEmpty, kept == kept.sorted(), Set(kept).count == kept.count, kept.allSatisfy({ (0..<shape.expertCount).contains($0) }) else {
+                throw InputError("the prune plan's layer \(layer) lists \(kept), not distinct ascending ids below \(shape.expertCount)")
+            }
+            try Self.checkKeep(kept.count, shape: shape, model: description)
+            counts.insert(kept.count)
+            for expert in 0..<shape.expertCount {
+                for template in [names.expertGate, names.expertUp, names.expertDown] {
+                    let weight = template.filled(layer: layer, expert: expert)
+                    replaced.formUnion([weight, weight.biasName])
+                }
+            }
+            for (newIndex, original) in kept.enumerated() {
+                for template in [names.expertGate, names.expertUp, names.expertDown] {
+                    for suffix in [false, true] {
+                        let from = template.filled(layer: layer, expert: original), to = template.filled(layer: layer, expert: newIndex)
+                        let (source, target) = suffix ? (from.biasName, to.biasName) : (from, to)
+                        if model.source.contains(source) { derived[target] = .copy(of: source) }
+                    }
+                }
+            }
+            let router = names.router.filled(layer: layer)
+            let correction = names.routerCorrectionBias.map { [$0.filled(layer: layer)] } ?? []
+            for tensor in [router, router.biasName] + correction where model.source.contains(tensor) {
+                replaced.insert(tensor)
+                derived[tensor] = .rows(of: tensor, kept)
+            }
+        }
+        guard counts.count <= 1, let keep = counts.first else {
+            throw InputError("the prune plan keeps different expert counts per layer (\(counts.sorted())); only uniform plans are supported")
+        }
+        // Tensors keep the base's order, with each layer's experts in their new numbering.
+        var recipes: [(name: String, recipe: TensorRecipe)] = []
+        for name in model.source.tensorNames where !replaced.contains(name) { recipes.append((name, .copy(of: name))) }
+        for (name, recipe) in derived { recipes.append((name, recipe)) }
+        recipes.sort { Checkpoint.naturalOrder($0.name, $1.name) }
+        let source = try DerivedTensorSource(base: model.source, recipes: recipes)
+        var config = model.config
+        let keys = description.spec.keys.expertCount.filter { model.config.json[$0] != nil }
+        for key in keys.isEmpty ? [description.spec.keys.expertCount[0]] : keys { config = config.setting(key, to: .int(keep)) }
+        return try Model(config: config, source: source, origin: model.origin)
+    }
+}
