@@ -51,6 +51,9 @@ let package = Package(
         .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Checkpoint", "FixtureSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "FixtureSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Architectures", "Checkpoint", "Tensors", "FixtureSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Checkpoint", "Tensors", "FixtureSupport"]),
+        .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
+        .testTarget(name: "PruningTests", dependencies: ["Pruning", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "FixtureSupport"]),
     ]

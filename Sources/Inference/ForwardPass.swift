@@ -13,10 +13,17 @@ public final class ForwardPass {
     public let timings = ForwardTimings()
     private let rotary: RotaryEmbedding
 
-    public init(model: ModelDescription, source: TensorSource, precision: ComputePrecision = .float32) {
+    /// Experts masked out of routing, by layer: their router logits are set to −∞ before the
+    /// softmax, so every token is routed as if they were not there (the pass NAEE's enumeration
+    /// scores, and what a pruned checkpoint must reproduce).
+    public let maskedExperts: [Int: Set<Int>]
+
+    public init(model: ModelDescription, source: TensorSource, precision: ComputePrecision = .float32,
+                maskedExperts: [Int: Set<Int>] = [:]) {
         self.model = model
         self.source = source
         self.precision = precision
+        self.maskedExperts = maskedExperts
         rotary = RotaryEmbedding(headDim: model.headDim, theta: model.ropeTheta)
     }
 
@@ -49,7 +56,8 @@ public final class ForwardPass {
                 try mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
                 for index in 0..<states.count { states[index] += output[index] }
             case .sparse(let shape):
-                let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision)
+                let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision,
+                                               maskedExperts: maskedExperts[layer] ?? [])
                 try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer, timings: timings)
             }
             try checkFinite(states, after: "layer \(layer)'s feed-forward block")

@@ -12,10 +12,14 @@ struct SparseMoEBlock {
     let sharedExpert: GatedMLP?
     let sharedExpertRouter: LinearWeights?
     let precision: ComputePrecision
+    /// Experts whose logits are set to −∞ before routing.
+    let maskedExperts: Set<Int>
 
     /// The routers stay Float32 whatever `precision` the experts compute in: expert choice is
     /// discrete, and a router is a tiny share of the work.
-    init(layer: Int, shape: MoEShape, model: ModelDescription, source: TensorSource, precision: ComputePrecision) throws {
+    init(layer: Int, shape: MoEShape, model: ModelDescription, source: TensorSource, precision: ComputePrecision,
+         maskedExperts: Set<Int> = []) throws {
+        self.maskedExperts = maskedExperts
         let names = model.spec.tensors
         self.layer = layer
         self.model = model
@@ -59,6 +63,9 @@ struct SparseMoEBlock {
         let experts = shape.expertCount, k = shape.expertsPerToken
         let logits = FloatBuffer(count: tokens * experts)
         try router.apply(normed.pointer, tokens: tokens, into: logits.pointer)
+        for token in 0..<tokens {
+            for expert in maskedExperts where expert < experts { logits[token * experts + expert] = -.infinity }
+        }
         let probabilities = FloatBuffer(count: tokens * experts)
         var selected = [Int](repeating: 0, count: tokens * k)
         var weights = [Float](repeating: 0, count: tokens * k)
