@@ -62,7 +62,7 @@ public struct CalibrationData: Sendable {
             let ids = try Self.tokenStream(spec.path, tokenizer: tokenizer)
             let starts = Array(stride(from: 0, through: ids.count - sequenceLength, by: sequenceLength))
             guard !starts.isEmpty else {
-                throw CalibrationError("\(spec.path): \(ids.count) tokens, too short for one window of --seq-len \(sequenceLength)")
+                throw CalibrationError("\(spec.path): \(ids.count) token(s), too short for one window of --seq-len \(sequenceLength)")
             }
             let wanted: Int
             if let count = spec.samples {
@@ -93,10 +93,10 @@ public struct CalibrationData: Sendable {
         guard let text = String(validating: data, as: UTF8.self) else {
             throw CalibrationError("\(path): not valid UTF-8 text")
         }
-        let documents = path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? try jsonLinesTexts(text, path: path) : [text]
-        let ids = documents.flatMap { tokenizer.encode($0, addSpecialTokens: true) }
-        guard !ids.isEmpty else { throw CalibrationError("\(path): no text to calibrate on") }
-        return ids
+        let documents = (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? try jsonLinesTexts(text, path: path) : [text])
+            .filter { !$0.allSatisfy(\.isWhitespace) }
+        guard !documents.isEmpty else { throw CalibrationError("\(path): no text to calibrate on") }
+        return documents.flatMap { tokenizer.encode($0, addSpecialTokens: true) }
     }
 
     /// The "text" field of every non-empty line.
