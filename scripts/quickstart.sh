@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs the main job on the embedded default model:
-# installs the system libraries, builds the release binary, then inspects and evaluates
-# Fixtures/default-model on held-out text.
+# installs the system libraries, builds the release binary, inspects and evaluates
+# Fixtures/default-model on held-out text, then calibrates it and prunes 25% of its experts with
+# the default method (REAP, the best at 25% in docs/pruning.md), printing perplexity before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh
@@ -11,3 +12,10 @@ binary="$(swift build -c release --show-bin-path)/moe-compress"
 "$binary" eval Fixtures/default-model --text Fixtures/text/heldout.txt --seq-len 128 --max-tokens 4096
 # The same in bf16 compute (faster on CPUs with AVX512-BF16, at bf16's accuracy).
 "$binary" eval Fixtures/default-model --text Fixtures/text/heldout.txt --seq-len 128 --max-tokens 4096 --compute bf16
+# Calibrate on the calibration text, then prune a quarter of the experts and measure what it cost.
+work="${TMPDIR:-/tmp}/moe-compress-quickstart"
+mkdir -p "$work"
+"$binary" calibrate Fixtures/default-model --data Fixtures/text/calibration.txt --seq-len 128 --samples 256 \
+  -o "$work/stats.safetensors" --force
+"$binary" prune Fixtures/default-model -o "$work/pruned-25" --ratio 0.25 --method reap --stats "$work/stats.safetensors" \
+  --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
