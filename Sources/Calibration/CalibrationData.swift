@@ -87,6 +87,14 @@ public struct CalibrationData: Sendable {
         self.windows = windows
     }
 
+    /// Windows the caller already has (a recipe replaying another run, a test's recorded ids).
+    public init(windows: [[Int]], sources: [Source], sequenceLength: Int, seed: UInt64) {
+        self.windows = windows
+        self.sources = sources
+        self.sequenceLength = sequenceLength
+        self.seed = seed
+    }
+
     /// A source's documents tokenized (special tokens added to each) and concatenated.
     static func tokenStream(_ path: String, tokenizer: Tokenizer) throws -> [Int] {
         let data = try RegularFile.read(path)

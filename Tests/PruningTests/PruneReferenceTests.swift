@@ -1,0 +1,44 @@
+import FixtureSupport
+import Foundation
+import Inference
+import Models
+import Pruning
+import Testing
+
+/// moe-compress's prune of a fixed keep-list against the same prune done with transformers
+/// (Fixtures/scripts/record_prune_reference.py): logits to 1e-3, the same top-k sets in every
+/// layer (in the new numbering), and the same perplexity.
+struct PruneReferenceTests {
+    @Test(arguments: PruneStageTests.models)
+    func matchesTransformersPrune(model name: String) throws {
+        let record = try Fixtures.record("prune-reference.json").object("models").object(name)
+        let model = try Model.open(Fixtures.url(record["model"] as? String ?? ""))
+        let plan = PrunePlan(method: "fixed", layers: record.objects("keep").map { PrunePlan.Layer(layer: $0.int("layer"), kept: $0.ints("experts")) })
+        let pruned = try PruneStage(plan: plan).run(model)
+        #expect(pruned.config.json[record["expert_count_key"] as? String ?? ""]?.intValue == record.int("num_experts"))
+        let forward = ForwardPass(model: pruned.description, source: pruned.source)
+        for testCase in record.objects("forward") {
+            let ids = testCase.ints("input_ids")
+            let recorder = RoutingRecorder()
+            let states = try forward.hiddenStates(TokenBatch(sequences: [ids]), observer: recorder)
+            let logits = try forward.outputHead().logits(states.pointer, rows: ids.count).array
+            let expected = ((testCase["logits"] as? [[Any]]) ?? []).flatMap { $0.map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
+            let difference = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(logits.count == expected.count && difference <= 1e-3, "\(name): max |logit difference| \(difference)")
+            for routing in testCase.objects("routing") {
+                guard let trace = recorder.traces.first(where: { $0.layer == routing.int("layer") }) else {
+                    Issue.record("\(name): no routing for layer \(routing.int("layer"))")
+                    continue
+                }
+                let k = trace.expertsPerToken
+                let theirs = ((routing["top_k_index"] as? [[Any]]) ?? []).map { Set($0.map { ($0 as? NSNumber)?.intValue ?? -1 }) }
+                let ours = (0..<trace.tokenCount).map { Set(trace.selectedExperts[($0 * k)..<(($0 + 1) * k)]) }
+                #expect(ours == theirs, "\(name) layer \(trace.layer) top-k sets")
+            }
+        }
+        let reference = record.object("perplexity")
+        let result = try pruned.perplexity(of: reference.ints("input_ids"), sequenceLength: reference.int("seq_len"), batchTokens: 40)
+        #expect(abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity") < 1e-4,
+                "\(name): perplexity \(result.perplexity) vs transformers \(reference.double("perplexity"))")
+    }
+}
