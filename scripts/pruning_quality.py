@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL = "Fixtures/default-model"
 CALIBRATION = ["--data", "Fixtures/text/calibration.txt", "--seq-len", "128", "--samples", "256", "--seed", "42"]
 EVAL = ["--eval", "Fixtures/text/heldout.txt", "--eval-seq-len", "128", "--eval-max-tokens", "4096"]
-METHODS = ["frequency", "soft", "ean", "reap", "easy-ep"]
+METHODS = ["frequency", "soft", "ean", "reap", "easy-ep", "enumerate"]
 RATIOS = [0.25, 0.5]
 
 
@@ -80,6 +80,7 @@ def main():
         for ratio in RATIOS:
             kept = rows[(method, ratio)][1]
             lines.append(f"| `{method}` | {ratio} | " + " | ".join(",".join(map(str, k)) for k in kept) + " |")
+    lines += ["", Path(REPO, "docs", "pruning-notes.md").read_text().strip()] if Path(REPO, "docs", "pruning-notes.md").exists() else []
     Path(REPO, "docs", "pruning.md").write_text("\n".join(lines) + "\n")
 
 

@@ -79,9 +79,13 @@ struct CalibrationOptions: ParsableArguments {
         guard batchTokens > 0 else { throw ValidationError("--batch-tokens \(batchTokens): must be positive") }
     }
 
-    func measure(_ model: Model, name: String, precision: ComputePrecision) throws -> RouterStatistics {
+    func data(for model: Model) throws -> CalibrationData {
         let specs = try sources.map(CalibrationSourceSpec.init(argument:))
-        let data = try CalibrationData(sources: specs, tokenizer: model.tokenizer(), sequenceLength: seqLen, samples: samples, seed: seed)
+        return try CalibrationData(sources: specs, tokenizer: model.tokenizer(), sequenceLength: seqLen, samples: samples, seed: seed)
+    }
+
+    func measure(_ model: Model, name: String, precision: ComputePrecision) throws -> RouterStatistics {
+        let data = try data(for: model)
         let bar = ProgressBar(label: "calibrate")
         return try Calibrator(precision: precision, batchTokens: batchTokens)
             .statistics(of: model, data: data, modelName: name) { bar.update(done: $0, total: $1) }

@@ -5,7 +5,18 @@ import Inference
 import Models
 import Pruning
 
-extension PruneMethod: ExpressibleByArgument {}
+/// A ranking by score, or NAEE's search for the best subset.
+enum PruneChoice: ExpressibleByArgument, Equatable {
+    case score(PruneMethod)
+    case enumerate
+
+    init?(argument: String) {
+        if argument == "enumerate" { self = .enumerate } else if let method = PruneMethod(rawValue: argument) { self = .score(method) } else { return nil }
+    }
+
+    static var allValueStrings: [String] { PruneMethod.allCases.map(\.rawValue) + ["enumerate"] }
+    var name: String { if case .score(let method) = self { return method.rawValue } else { return "enumerate" } }
+}
 
 extension MoECompress {
     struct Prune: ParsableCommand {
@@ -28,6 +39,11 @@ extension MoECompress {
                          (REAP, Lasby et al. 2025, arXiv 2510.13999)
               easy-ep    sum of weight × output norm × token contribution 1 − cos(h, h + r)
                          (EASY-EP, Dong et al. 2025, arXiv 2504.06792)
+              enumerate  the subset whose routed output on calibration tokens is closest to the
+                         original's (NAEE, Lu et al. 2024, arXiv 2402.14800): every subset when
+                         C(experts, keep) <= 5000, else greedy elimination; runs every expert on
+                         the first --enumerate-tokens tokens of each layer (with --stats, the
+                         file's windows are drawn again from its sources)
 
             prune-report.json beside the weights lists per layer the kept original expert ids and \
             every expert's score, and the --eval perplexities.
@@ -50,8 +66,11 @@ extension MoECompress {
         @Option(parsing: .unconditional, help: "Fraction of each layer's experts to drop (0 < r < 1; floor(experts × r) are dropped).")
         var ratio: Double?
 
-        @Option(help: ArgumentHelp("Ranking: \(PruneMethod.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "method"))
-        var method: PruneMethod = .reap
+        @Option(help: ArgumentHelp("Ranking: \(PruneChoice.allValueStrings.joined(separator: ", ")).", valueName: "method"))
+        var method: PruneChoice = .score(.reap)
+
+        @Option(parsing: .unconditional, help: "Calibration tokens per layer that --method enumerate scores subsets on.")
+        var enumerateTokens = 2048
 
         @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`.", valueName: "file"))
         var stats: String?
@@ -69,6 +88,7 @@ extension MoECompress {
             guard (keep == nil) != (ratio == nil) else { throw ValidationError("pass exactly one of --keep and --ratio") }
             if let ratio, !(ratio > 0 && ratio < 1) { throw ValidationError("--ratio \(ratio): must be between 0 and 1") }
             if let keep, keep < 1 { throw ValidationError("--keep \(keep): must be positive") }
+            guard enumerateTokens > 0 else { throw ValidationError("--enumerate-tokens \(enumerateTokens): must be positive") }
             guard (stats == nil) != calibration.sources.isEmpty else {
                 throw ValidationError("pass exactly one of --stats FILE and --data FILE[:N]")
             }
@@ -85,7 +105,15 @@ extension MoECompress {
             } else {
                 statistics = try calibration.measure(input, name: model, precision: computeOptions.compute)
             }
-            let stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input)
+            let stage: PruneStage
+            switch method {
+            case .score(let method):
+                stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input)
+            case .enumerate:
+                let data = try stats == nil ? calibration.data(for: input) : CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
+                stage = try PruneStage(enumerating: input, keep: try keepCount(input), data: data, tokenBudget: enumerateTokens,
+                                       precision: computeOptions.compute)
+            }
             let pruned = try stage.run(input)
 
             var comparison: PerplexityComparison?
@@ -95,13 +123,13 @@ extension MoECompress {
                 comparison = PerplexityComparison(text: evaluation.evalText ?? "", seqLen: evaluation.evalSeqLen, tokens: heldOut.count,
                                                   before: before.perplexity, after: after.perplexity)
             }
-            let report = PruneReport(model: model, method: method.rawValue, plan: stage.plan, statistics: statistics.provenance,
+            let report = PruneReport(model: model, method: method.name, plan: stage.plan, statistics: statistics.provenance,
                                      perplexity: comparison)
             let bar = ProgressBar(label: "write")
             try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: force,
                                   additionalFiles: ["prune-report.json": try report.json()]) { bar.update(done: $0, total: $1) }
             let kept = stage.plan.layers.first?.kept.count ?? 0
-            print("wrote \(output): \(kept) experts per MoE layer (method \(method.rawValue))")
+            print("wrote \(output): \(kept) experts per MoE layer (method \(method.name))")
             if let comparison {
                 print(String(format: "perplexity before %.4f, after %.4f (%@, seq-len %ld, %ld tokens)",
                              comparison.before, comparison.after, comparison.text, comparison.seqLen, comparison.tokens))

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizer
 
 /// Everything `calibrate` measures, with what it was measured on: the statistics file's content.
 public struct RouterStatistics: Sendable {
@@ -36,4 +37,14 @@ public struct RouterStatistics: Sendable {
     }
 
     public func layer(_ index: Int) -> LayerStatistics? { layers.first { $0.layer == index } }
+}
+
+extension CalibrationData {
+    /// The windows a statistics file was measured on, drawn again from its sources (same files,
+    /// counts, window length and seed give the same windows), for methods that need the tokens
+    /// themselves rather than the sums.
+    public init(replaying provenance: RouterStatistics.Provenance, tokenizer: Tokenizer) throws {
+        try self.init(sources: provenance.sources.map { CalibrationSourceSpec(path: $0.path, samples: $0.windows) },
+                      tokenizer: tokenizer, sequenceLength: provenance.sequenceLength, samples: nil, seed: provenance.seed)
+    }
 }

@@ -33,6 +33,8 @@ public struct ExpertActivations {
 /// routed experts change them (EASY-EP's token contribution).
 public struct MoEBlockActivations {
     public let layer: Int
+    /// The block's input (the post-attention-normalised states), `tokens x hiddenSize`.
+    public let input: UnsafeBufferPointer<Float>
     /// The residual stream entering the block (after attention), `tokens x hiddenSize`.
     public let residual: UnsafeBufferPointer<Float>
     /// The weighted sum of the routed experts' outputs, without any shared expert, `tokens x hiddenSize`.

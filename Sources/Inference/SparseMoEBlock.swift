@@ -45,7 +45,7 @@ struct SparseMoEBlock {
         try addRoutedExperts(routing, normed: normed, into: combined, source: source, observer: observer, timings: timings)
         if let observer, observer.wantsExpertActivations {
             observer.observe(block: MoEBlockActivations(
-                layer: layer, residual: UnsafeBufferPointer(start: residual.pointer, count: residual.count),
+                layer: layer, input: UnsafeBufferPointer(start: normed.pointer, count: normed.count), residual: UnsafeBufferPointer(start: residual.pointer, count: residual.count),
                 routedOutput: UnsafeBufferPointer(start: combined.pointer, count: combined.count)))
         }
         try addSharedExpert(normed: normed, tokens: tokens, into: combined)

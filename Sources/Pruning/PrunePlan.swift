@@ -5,13 +5,16 @@ public struct PrunePlan: Sendable, Codable, Equatable {
         public let layer: Int
         /// Original expert ids kept, ascending; the output renumbers them 0..<kept.count.
         public let kept: [Int]
-        /// Every expert's score under the method (empty for a plan given by hand).
+        /// Every expert's score under the method (empty for a plan given by hand or a search).
         public let scores: [Double]
+        /// How a subset search chose `kept` (`enumerate`), else nil.
+        public let search: ExpertSubsetResult?
 
-        public init(layer: Int, kept: [Int], scores: [Double] = []) {
+        public init(layer: Int, kept: [Int], scores: [Double] = [], search: ExpertSubsetResult? = nil) {
             self.layer = layer
             self.kept = kept
             self.scores = scores
+            self.search = search
         }
     }
 

@@ -30,6 +30,31 @@ public struct PruneStage: Stage {
         plan = PrunePlan(method: method.rawValue, layers: layers)
     }
 
+    /// NAEE's enumeration (Lu et al. 2024, arXiv 2402.14800): per layer, the subset of `keep`
+    /// experts whose routed output on the first `tokenBudget` calibration tokens is closest to the
+    /// original's (ExpertSubsetSearch: exhaustive when small, greedy otherwise). Layer-wise: every
+    /// layer's inputs come from the unpruned model.
+    public init(enumerating model: Model, keep: Int, data: CalibrationData, tokenBudget: Int = 2048,
+                precision: ComputePrecision = .float32) throws {
+        let description = model.description
+        for layer in description.sparseLayers {
+            if case .sparse(let shape) = description.feedForward[layer] { try Self.checkKeep(keep, shape: shape, model: description) }
+        }
+        // Evenly spaced windows, enough for the budget, as one batch.
+        let needed = min(data.windows.count, max(1, (tokenBudget + data.sequenceLength - 1) / data.sequenceLength))
+        let windows = (0..<needed).map { data.windows[$0 * data.windows.count / needed] }
+        let collector = SubsetSearchCollector(model: model, keep: keep, tokenBudget: tokenBudget,
+                                              sequenceLength: data.sequenceLength, precision: precision)
+        let forward = ForwardPass(model: description, source: model.source, precision: precision)
+        _ = try forward.hiddenStates(TokenBatch(sequences: windows), observer: collector)
+        if let failure = collector.failure { throw failure }
+        let layers = try description.sparseLayers.map { layer -> PrunePlan.Layer in
+            guard let result = collector.results[layer] else { throw CalibrationError("the subset search saw no tokens in layer \(layer)") }
+            return PrunePlan.Layer(layer: layer, kept: result.kept, search: result)
+        }
+        plan = PrunePlan(method: "enumerate", layers: layers)
+    }
+
     static func checkKeep(_ keep: Int, shape: MoEShape, model: ModelDescription) throws {
         guard keep < shape.expertCount else {
             throw InputError("--keep \(keep): the model has \(shape.expertCount) experts per layer; keep fewer")
