@@ -12,6 +12,7 @@ moe-compress's own forward pass, which agrees with transformers (tests).
 import datetime
 import json
 import platform
+import struct
 import subprocess
 import sys
 import tempfile
@@ -21,8 +22,32 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL = "Fixtures/default-model"
 CALIBRATION = ["--data", "Fixtures/text/calibration.txt", "--seq-len", "128", "--samples", "256", "--seed", "42"]
 EVAL = ["--eval", "Fixtures/text/heldout.txt", "--eval-seq-len", "128", "--eval-max-tokens", "4096"]
-METHODS = ["frequency", "soft", "ean", "reap", "easy-ep", "enumerate"]
+METHODS = ["frequency", "soft", "ean", "reap", "easy-ep", "tcess", "enumerate"]
 RATIOS = [0.25, 0.5]
+
+
+def read_statistics(path):
+    """The F64 arrays of a statistics file (safetensors: 8-byte header length, JSON header, data)."""
+    data = Path(path).read_bytes()
+    length = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + length])
+    arrays = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        arrays[name] = struct.unpack(f"<{(end - begin) // 8}d", data[8 + length + begin:8 + length + end])
+    return arrays
+
+
+def kept_selection_share(statistics, kept_per_layer):
+    """Share of the calibration tokens' top-k selections whose expert survives, over all layers."""
+    kept_counts = total = 0
+    for layer, kept in enumerate(kept_per_layer):
+        counts = statistics[f"layers.{layer}.counts"]
+        kept_counts += sum(counts[j] for j in kept)
+        total += sum(counts)
+    return kept_counts / total
 
 
 def run(arguments):
@@ -45,6 +70,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         stats = f"{work}/stats.safetensors"
         run([binary, "calibrate", MODEL, "-o", stats] + CALIBRATION)
+        statistics = read_statistics(stats)
         baseline = None
         for method in METHODS:
             for ratio in RATIOS:
@@ -52,7 +78,8 @@ def main():
                 run([binary, "prune", MODEL, "-o", output, "--ratio", str(ratio), "--method", method, "--stats", stats] + EVAL)
                 report = json.loads(Path(output, "prune-report.json").read_text())
                 baseline = report["perplexity"]["before"]
-                rows[(method, ratio)] = (report["perplexity"]["after"], [layer["kept"] for layer in report["plan"]["layers"]])
+                kept = [layer["kept"] for layer in report["plan"]["layers"]]
+                rows[(method, ratio)] = (report["perplexity"]["after"], kept, kept_selection_share(statistics, kept))
                 print(f"{method} {ratio}: {rows[(method, ratio)][0]:.4f}", file=sys.stderr)
 
     best = {ratio: min(METHODS, key=lambda m: rows[(m, ratio)][0]) for ratio in RATIOS}
@@ -68,12 +95,18 @@ def main():
         "",
         f"Measured {datetime.date.today().isoformat()} on {cpu_description()}.",
         "",
+        "Perplexity (lower is better; best in bold) and, in parentheses, the share of the calibration tokens' "
+        "top-k selections whose expert survives (the rest are re-routed to the next-best kept expert):",
+        "",
         "| method | 25% of experts dropped (6 kept) | 50% dropped (4 kept) |",
         "|---|---|---|",
         f"| unpruned | {baseline:.4f} | {baseline:.4f} |",
     ]
     for method in METHODS:
-        cells = [f"**{rows[(method, r)][0]:.4f}**" if best[r] == method else f"{rows[(method, r)][0]:.4f}" for r in RATIOS]
+        cells = []
+        for r in RATIOS:
+            value = f"{rows[(method, r)][0]:.4f}"
+            cells.append((f"**{value}**" if best[r] == method else value) + f" ({100 * rows[(method, r)][2]:.0f}%)")
         lines.append(f"| `{method}` | {cells[0]} | {cells[1]} |")
     lines += ["", "Kept experts per layer (original ids):", "", "| method | ratio | layer 0 | layer 1 | layer 2 | layer 3 |", "|---|---|---|---|---|---|"]
     for method in METHODS:

@@ -34,6 +34,8 @@ tensor names) and per expert j, over all windows and tokens t (T = token_count =
   easy_ep[j]                = sum over R_j of g_{t,j} * ||E_j(x_t)||_2 * s_t,
                               s_t = max(1 - cos(h_t, h_t + r_t), 0), r_t = sum over the top-k of
                               g_{t,i} E_i(x_t) (routed experts only: no shared expert), float64
+  top1_logit_sum[j]         = sum over tokens whose largest raw router logit is j's of that
+                              logit (PreMoe's TCESS numerator: its code's k=1, no threshold)
   coactivation[i][j]        = |R_i intersect R_j|  (diagonal = counts)                (int)
   input_square_sum[j][d]    = sum over R_j of x_{t,d}^2  (hidden-size vector per expert)
   token_count               = T                                                        (int)
@@ -138,6 +140,7 @@ class LayerStats:
         self.max_output_norm = torch.zeros(n, **f64)
         self.max_abs_activation = torch.zeros(n, **f64)
         self.easy_ep = torch.zeros(n, **f64)
+        self.top1_logit_sum = torch.zeros(n, **f64)
         self.input_square_sum = torch.zeros(n, hidden, **f64)
 
     def as_record(self, layer):
@@ -157,6 +160,7 @@ class LayerStats:
             "max_output_norm": round7(self.max_output_norm.tolist()),
             "max_abs_activation": round7(self.max_abs_activation.tolist()),
             "easy_ep": round7(self.easy_ep.tolist()),
+            "top1_logit_sum": round7(self.top1_logit_sum.tolist()),
             "coactivation": self.coactivation.tolist(),
             "input_square_sum": round7(self.input_square_sum.tolist()),
         }
@@ -210,6 +214,10 @@ def accumulate(stats, block, config, h, x, block_out, logits):
     stats.routed_probability_sum += (probs64 * routed64).sum(dim=0)
     stats.routed_weight_sum += gate64.sum(dim=0)
     stats.easy_ep += (gate64 * norms * s[:, None]).sum(dim=0)
+    # PreMoe's marker (JarvisPei/PreMoe collect_utils.py, its defaults k=1, no threshold): each
+    # token's largest raw router logit, credited to that expert.
+    top_value, top_index = torch.topk(logits, 1, dim=-1)
+    stats.top1_logit_sum.index_add_(0, top_index[:, 0], top_value[:, 0].double())
     ranked = torch.sort(logits, dim=-1, descending=True).values
     return float((ranked[:, k - 1] - ranked[:, k]).min())  # router-logit gap k/k+1: the nearest top-k tie
 

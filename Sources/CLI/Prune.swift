@@ -39,6 +39,8 @@ extension MoECompress {
                          (REAP, Lasby et al. 2025, arXiv 2510.13999)
               easy-ep    sum of weight × output norm × token contribution 1 − cos(h, h + r)
                          (EASY-EP, Dong et al. 2025, arXiv 2504.06792)
+              tcess      mean raw router logit where the expert is a token's top-1
+                         (PreMoe's TCESS, Pei et al. 2025, arXiv 2505.17639; the data is the task)
               enumerate  the subset whose routed output on calibration tokens is closest to the
                          original's (NAEE, Lu et al. 2024, arXiv 2402.14800): every subset when
                          C(experts, keep) <= 5000, else greedy elimination; runs every expert on

@@ -20,6 +20,9 @@ public enum ExpertMeasure: String, CaseIterable, Sendable {
     /// Σ over routed tokens of weight × ‖output‖₂ × max(1 − cos(h, h + r), 0): h the residual
     /// entering the block, r the routed experts' combined output (EASY-EP's token contribution).
     case easyEP = "easy_ep"
+    /// Σ over the tokens whose largest raw router logit is the expert's, of that logit (PreMoe's
+    /// marker, its code's defaults: top-1, no threshold).
+    case top1LogitSum = "top1_logit_sum"
 }
 
 /// What calibration measures in one sparse layer. Sums are kept, not means, so the statistics

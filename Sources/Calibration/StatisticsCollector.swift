@@ -27,8 +27,13 @@ public final class StatisticsCollector: ForwardObserver {
         let experts = trace.expertCount, k = trace.expertsPerToken
         var probabilitySum = statistics[.probabilitySum], counts = statistics[.counts]
         var routedProbability = statistics[.routedProbabilitySum], routedWeight = statistics[.routedWeightSum]
+        var topLogit = statistics[.top1LogitSum]
         for token in 0..<trace.tokenCount {
             let row = token * experts
+            // The first largest logit, as torch.topk(logits, 1) picks it.
+            var best = 0
+            for expert in 1..<max(experts, 1) where trace.routerLogits[row + expert] > trace.routerLogits[row + best] { best = expert }
+            topLogit[best] += Double(trace.routerLogits[row + best])
             for expert in 0..<experts { probabilitySum[expert] += Double(trace.probabilities[row + expert]) }
             for slot in 0..<k {
                 let expert = trace.selectedExperts[token * k + slot]
@@ -45,6 +50,7 @@ public final class StatisticsCollector: ForwardObserver {
         statistics[.counts] = counts
         statistics[.routedProbabilitySum] = routedProbability
         statistics[.routedWeightSum] = routedWeight
+        statistics[.top1LogitSum] = topLogit
         layers[trace.layer] = statistics
     }
 

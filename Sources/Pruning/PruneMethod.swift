@@ -14,6 +14,10 @@ public enum PruneMethod: String, CaseIterable, Sendable, Codable {
     /// Σ over routed tokens of weight × ‖output‖₂ × token contribution (EASY-EP, Dong et al.,
     /// arXiv 2504.06792).
     case easyEP = "easy-ep"
+    /// PreMoe's task-conditioned expected selection score (Pei et al., arXiv 2505.17639): the mean
+    /// over calibration tokens of the expert's raw router logit where it is the token's top-1
+    /// (as JarvisPei/PreMoe computes it by default); the calibration data is the task.
+    case tcess
 
     public func scores(_ layer: LayerStatistics) -> [Double] {
         switch self {
@@ -22,6 +26,7 @@ public enum PruneMethod: String, CaseIterable, Sendable, Codable {
         case .ean: return layer.meanOutputNorm
         case .reap: return layer.reap
         case .easyEP: return layer[.easyEP]
+        case .tcess: return layer[.top1LogitSum].map { layer.tokenCount > 0 ? $0 / layer.tokenCount : 0 }
         }
     }
 

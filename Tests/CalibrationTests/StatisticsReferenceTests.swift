@@ -42,6 +42,7 @@ struct StatisticsReferenceTests {
             expectClose(ours[.maxOutputNorm], expected.doubles("max_output_norm"), "\(what) max_output_norm")
             expectClose(ours[.maxAbsActivation], expected.doubles("max_abs_activation"), "\(what) max_abs_activation")
             expectClose(ours[.easyEP], expected.doubles("easy_ep"), "\(what) easy_ep")
+            expectClose(ours[.top1LogitSum], expected.doubles("top1_logit_sum"), "\(what) top1_logit_sum")
             let coactivation = ((expected["coactivation"] as? [[Any]]) ?? []).flatMap { $0.map { ($0 as? NSNumber)?.doubleValue ?? .nan } }
             #expect(ours.coactivation == coactivation, "\(what) coactivation")
             let squares = ((expected["input_square_sum"] as? [[Any]]) ?? []).flatMap { $0.map { ($0 as? NSNumber)?.doubleValue ?? .nan } }
