@@ -23,6 +23,8 @@ MODEL = "Fixtures/default-model"
 CALIBRATION = ["--data", "Fixtures/text/calibration.txt", "--seq-len", "128", "--samples", "256", "--seed", "42"]
 EVAL = ["--eval", "Fixtures/text/heldout.txt", "--eval-seq-len", "128", "--eval-max-tokens", "4096"]
 METHODS = ["frequency", "soft", "ean", "reap", "easy-ep", "tcess", "enumerate"]
+# Score methods also run with --budget global (the same total, ranked across layers).
+GLOBAL = ["soft", "ean", "reap", "easy-ep", "tcess"]
 RATIOS = [0.25, 0.5]
 
 
@@ -72,17 +74,20 @@ def main():
         run([binary, "calibrate", MODEL, "-o", stats] + CALIBRATION)
         statistics = read_statistics(stats)
         baseline = None
-        for method in METHODS:
+        for method in METHODS + [f"{m} global" for m in GLOBAL]:
             for ratio in RATIOS:
-                output = f"{work}/{method}-{ratio}"
-                run([binary, "prune", MODEL, "-o", output, "--ratio", str(ratio), "--method", method, "--stats", stats] + EVAL)
+                name, *budget = method.split()
+                output = f"{work}/{name}-{'-'.join(budget)}-{ratio}"
+                run([binary, "prune", MODEL, "-o", output, "--ratio", str(ratio), "--method", name, "--stats", stats]
+                    + (["--budget", "global"] if budget else []) + EVAL)
                 report = json.loads(Path(output, "prune-report.json").read_text())
                 baseline = report["perplexity"]["before"]
                 kept = [layer["kept"] for layer in report["plan"]["layers"]]
                 rows[(method, ratio)] = (report["perplexity"]["after"], kept, kept_selection_share(statistics, kept))
                 print(f"{method} {ratio}: {rows[(method, ratio)][0]:.4f}", file=sys.stderr)
 
-    best = {ratio: min(METHODS, key=lambda m: rows[(m, ratio)][0]) for ratio in RATIOS}
+    ALL = METHODS + [f"{m} global" for m in GLOBAL]
+    best = {ratio: min(ALL, key=lambda m: rows[(m, ratio)][0]) for ratio in RATIOS}
     lines = [
         "# Pruning quality on the trained default model",
         "",
@@ -98,18 +103,19 @@ def main():
         "Perplexity (lower is better; best in bold) and, in parentheses, the share of the calibration tokens' "
         "top-k selections whose expert survives (the rest are re-routed to the next-best kept expert):",
         "",
-        "| method | 25% of experts dropped (6 kept) | 50% dropped (4 kept) |",
+        "| method | 25% of experts dropped (6 kept per layer, or 24 in all) | 50% dropped (4, or 16 in all) |",
         "|---|---|---|",
         f"| unpruned | {baseline:.4f} | {baseline:.4f} |",
     ]
-    for method in METHODS:
+    for method in ALL:
         cells = []
         for r in RATIOS:
             value = f"{rows[(method, r)][0]:.4f}"
             cells.append((f"**{value}**" if best[r] == method else value) + f" ({100 * rows[(method, r)][2]:.0f}%)")
-        lines.append(f"| `{method}` | {cells[0]} | {cells[1]} |")
+        label = f"`{method.split()[0]}` --budget global" if method.endswith("global") else f"`{method}`"
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     lines += ["", "Kept experts per layer (original ids):", "", "| method | ratio | layer 0 | layer 1 | layer 2 | layer 3 |", "|---|---|---|---|---|---|"]
-    for method in METHODS:
+    for method in ALL:
         for ratio in RATIOS:
             kept = rows[(method, ratio)][1]
             lines.append(f"| `{method}` | {ratio} | " + " | ".join(",".join(map(str, k)) for k in kept) + " |")

@@ -148,7 +148,37 @@ public struct ModelDescription: Sendable {
             sparse = (0..<layerCount).map { !mlpOnly.contains($0) && ($0 + 1) % step == 0 }
         }
         let denseWidth = try sparse.contains(false) ? positive(try required(keys.denseWidth), keys.denseWidth) : 0
-        feedForward = sparse.map { $0 ? .sparse(shape) : .dense(width: denseWidth) }
+        let counts = try Self.expertsPerLayer(config, keys: keys, sparse: sparse, scalar: expertCount, expertsPerToken: expertsPerToken)
+        feedForward = sparse.indices.map { layer in
+            guard sparse[layer] else { return .dense(width: denseWidth) }
+            return .sparse(MoEShape(expertCount: counts?[layer] ?? expertCount, expertsPerToken: expertsPerToken,
+                                    expertWidth: shape.expertWidth, sharedExpertWidth: shape.sharedExpertWidth))
+        }
+    }
+
+    /// The suffix of the per-layer expert-count list that non-uniform pruning writes beside the
+    /// family's scalar key (e.g. `num_local_experts_per_layer`): one count per decoder layer, 0
+    /// for dense layers; the scalar then holds the largest (docs/pruning.md).
+    public static let perLayerSuffix = "_per_layer"
+
+    /// The per-layer expert counts when config.json has the list (nil: every sparse layer has the scalar's).
+    private static func expertsPerLayer(_ config: ModelConfig, keys: ConfigKeys, sparse: [Bool], scalar: Int,
+                                        expertsPerToken: Int) throws -> [Int]? {
+        guard let key = keys.expertCount.map({ $0 + perLayerSuffix }).first(where: { config.json[$0] != nil && config.json[$0] != .null }),
+              let counts = try config.optionalIntArray(key) else { return nil }
+        guard counts.count == sparse.count else {
+            throw config.error("'\(key)' has \(counts.count) entries but the model has \(sparse.count) layers")
+        }
+        for (layer, count) in counts.enumerated() {
+            if sparse[layer] {
+                guard count >= expertsPerToken && count <= scalar else {
+                    throw config.error("'\(key)'[\(layer)] is \(count); a sparse layer needs between \(expertsPerToken) (\(keys.expertsPerToken[0])) and \(scalar) (\(keys.expertCount[0]))")
+                }
+            } else if count != 0 {
+                throw config.error("'\(key)'[\(layer)] is \(count) but layer \(layer) is dense (0 expected)")
+            }
+        }
+        return counts
     }
 
     /// rope_theta from its top-level key, or (transformers 5) from the rope_parameters object; the

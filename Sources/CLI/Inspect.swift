@@ -50,7 +50,10 @@ struct InspectReport: Encodable {
     let attentionHeads: Int
     let keyValueHeads: Int
     let headDim: Int
+    /// The largest expert count of a sparse layer (every layer's when they agree).
     let experts: Int?
+    /// Each decoder layer's expert count (0 for dense), when sparse layers differ.
+    let expertsPerLayer: [Int]?
     let expertsPerToken: Int?
     let expertWidth: Int?
     let sharedExpertWidth: Int?
@@ -67,6 +70,7 @@ struct InspectReport: Encodable {
         case hiddenSize = "hidden_size", vocabularySize = "vocab_size", attentionHeads = "num_attention_heads"
         case keyValueHeads = "num_key_value_heads", headDim = "head_dim", expertsPerToken = "top_k"
         case expertWidth = "expert_width", sharedExpertWidth = "shared_expert_width", normalizeTopK = "norm_topk_prob"
+        case expertsPerLayer = "experts_per_layer"
         case totalParameters = "total_parameters", bytesByDType = "bytes_by_dtype", unrecognizedTensors = "unrecognized_tensors"
     }
 
@@ -87,7 +91,10 @@ struct InspectReport: Encodable {
         let shape = description.feedForward.lazy.compactMap { kind -> MoEShape? in
             if case .sparse(let shape) = kind { return shape } else { return nil }
         }.first
-        experts = shape?.expertCount
+        let counts = description.feedForward.map { kind -> Int in if case .sparse(let shape) = kind { return shape.expertCount } else { return 0 } }
+        let sparseCounts = Set(description.sparseLayers.map { counts[$0] })
+        experts = sparseCounts.max()
+        expertsPerLayer = sparseCounts.count > 1 ? counts : nil
         expertsPerToken = shape?.expertsPerToken
         expertWidth = shape?.expertWidth
         sharedExpertWidth = shape?.sharedExpertWidth
@@ -108,7 +115,8 @@ struct InspectReport: Encodable {
         lines.append("vocabulary    \(vocabularySize)")
         if let experts, let expertsPerToken, let expertWidth {
             let shared = sharedExpertWidth.map { "shared expert of width \($0)" } ?? "no shared expert"
-            lines.append("experts       \(experts) per sparse layer, top-\(expertsPerToken)\(normalizeTopK ? " (renormalised)" : ""), width \(expertWidth), \(shared)")
+            let count = expertsPerLayer.map { "\($0.map(String.init).joined(separator: ", ")) by layer" } ?? "\(experts) per sparse layer"
+            lines.append("experts       \(count), top-\(expertsPerToken)\(normalizeTopK ? " (renormalised)" : ""), width \(expertWidth), \(shared)")
         }
         lines.append("parameters    \(grouped(totalParameters))")
         for kind in ParameterKind.allCases where (parameters[kind.rawValue] ?? 0) > 0 {

@@ -5,6 +5,11 @@ import Inference
 import Models
 import Pruning
 
+/// Where the kept experts may lie: the same count in every layer, or anywhere under a total.
+enum Budget: String, ExpressibleByArgument, CaseIterable {
+    case uniform, global
+}
+
 /// A ranking by score, or NAEE's search for the best subset.
 enum PruneChoice: ExpressibleByArgument, Equatable {
     case score(PruneMethod)
@@ -47,6 +52,15 @@ extension MoECompress {
                          the first --enumerate-tokens tokens of each layer (with --stats, the
                          file's windows are drawn again from its sources)
 
+            Budgets: uniform (default) keeps the same count in every layer, which every engine \
+            loads. global ranks experts across layers under the same total (--keep × layers, or \
+            the --ratio of all experts), every layer keeping at least its top-k, so layers keep \
+            different counts. No stock loader builds per-layer counts (transformers, vLLM, \
+            llama.cpp and mlx-lm all read one scalar), so the output's config.json lists them \
+            as <expert-count key>_per_layer beside the scalar (which holds the largest), and \
+            modeling_moe_compress.py with an auto_map lets transformers load it with \
+            trust_remote_code=True; moe-compress itself reads the list everywhere.
+
             prune-report.json beside the weights lists per layer the kept original expert ids and \
             every expert's score, and the --eval perplexities.
 
@@ -71,6 +85,9 @@ extension MoECompress {
         @Option(help: ArgumentHelp("Ranking: \(PruneChoice.allValueStrings.joined(separator: ", ")).", valueName: "method"))
         var method: PruneChoice = .score(.reap)
 
+        @Option(help: ArgumentHelp("uniform (the same count in every layer) or global (ranked across layers; per-layer counts).", valueName: "budget"))
+        var budget: Budget = .uniform
+
         @Option(parsing: .unconditional, help: "Calibration tokens per layer that --method enumerate scores subsets on.")
         var enumerateTokens = 2048
 
@@ -90,6 +107,9 @@ extension MoECompress {
             guard (keep == nil) != (ratio == nil) else { throw ValidationError("pass exactly one of --keep and --ratio") }
             if let ratio, !(ratio > 0 && ratio < 1) { throw ValidationError("--ratio \(ratio): must be between 0 and 1") }
             if let keep, keep < 1 { throw ValidationError("--keep \(keep): must be positive") }
+            if budget == .global && method == .enumerate {
+                throw ValidationError("--budget global ranks scores across layers; --method enumerate searches each layer alone")
+            }
             guard enumerateTokens > 0 else { throw ValidationError("--enumerate-tokens \(enumerateTokens): must be positive") }
             guard (stats == nil) != calibration.sources.isEmpty else {
                 throw ValidationError("pass exactly one of --stats FILE and --data FILE[:N]")
@@ -109,6 +129,8 @@ extension MoECompress {
             }
             let stage: PruneStage
             switch method {
+            case .score(let method) where budget == .global:
+                stage = try PruneStage(method: method, totalKeep: try totalKeep(input), statistics: statistics, model: input)
             case .score(let method):
                 stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input)
             case .enumerate:
@@ -125,17 +147,27 @@ extension MoECompress {
                 comparison = PerplexityComparison(text: evaluation.evalText ?? "", seqLen: evaluation.evalSeqLen, tokens: heldOut.count,
                                                   before: before.perplexity, after: after.perplexity)
             }
-            let report = PruneReport(model: model, method: method.name, plan: stage.plan, statistics: statistics.provenance,
+            let report = PruneReport(model: model, method: method.name, budget: budget.rawValue, plan: stage.plan, statistics: statistics.provenance,
                                      perplexity: comparison)
             let bar = ProgressBar(label: "write")
             try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: force,
                                   additionalFiles: ["prune-report.json": try report.json()]) { bar.update(done: $0, total: $1) }
-            let kept = stage.plan.layers.first?.kept.count ?? 0
-            print("wrote \(output): \(kept) experts per MoE layer (method \(method.name))")
+            let kept = stage.plan.layers.map { String($0.kept.count) }
+            print("wrote \(output): \(Set(kept).count == 1 ? kept[0] : kept.joined(separator: ", ")) experts per MoE layer (method \(method.name), \(budget.rawValue) budget)")
             if let comparison {
                 print(String(format: "perplexity before %.4f, after %.4f (%@, seq-len %ld, %ld tokens)",
                              comparison.before, comparison.after, comparison.text, comparison.seqLen, comparison.tokens))
             }
+        }
+
+        /// The global budget: --keep per layer on average, or all experts less floor(all × ratio).
+        private func totalKeep(_ model: Model) throws -> Int {
+            let experts = model.description.feedForward.compactMap { kind -> Int? in
+                if case .sparse(let shape) = kind { return shape.expertCount } else { return nil }
+            }
+            if let keep { return keep * experts.count }
+            let all = experts.reduce(0, +)
+            return all - Int((Double(all) * (ratio ?? 0)).rounded(.down))
         }
 
         /// --keep, or the experts left after dropping floor(experts × ratio) (REAP's rule).
@@ -154,6 +186,7 @@ extension MoECompress {
 struct PruneReport: Encodable {
     let model: String
     let method: String
+    let budget: String
     let plan: PrunePlan
     let statistics: RouterStatistics.Provenance
     let perplexity: PerplexityComparison?

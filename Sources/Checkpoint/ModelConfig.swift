@@ -72,6 +72,13 @@ public struct ModelConfig: Sendable, Equatable {
         return ModelConfig(path: path, json: .object(members))
     }
 
+    /// Returns a copy without `key`.
+    public func removing(_ key: String) -> ModelConfig {
+        guard case .object(var members) = json else { return self }
+        members[key] = nil
+        return ModelConfig(path: path, json: .object(members))
+    }
+
     public func error(_ problem: String) -> CheckpointError { CheckpointError(file: path, problem) }
 
     private func missing(_ key: String) -> CheckpointError {

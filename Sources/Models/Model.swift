@@ -14,12 +14,16 @@ public final class Model: @unchecked Sendable {
     /// The directory the model was opened from: its tokenizer and other small files travel with
     /// every stage's output, and no output may be written into it.
     public let origin: URL
+    /// Files a stage adds beside the weights (name → contents), e.g. the modeling code that lets
+    /// transformers load per-layer expert counts; written with the model.
+    public let files: [String: Data]
 
     /// A stage's output: `config` describes `source`, which is checked against it.
-    public init(config: ModelConfig, source: TensorSource, origin: URL) throws {
+    public init(config: ModelConfig, source: TensorSource, origin: URL, files: [String: Data] = [:]) throws {
         self.config = config
         self.source = source
         self.origin = origin
+        self.files = files
         description = try ModelDescription(config: config, source: source)
     }
 

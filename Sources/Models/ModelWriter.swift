@@ -6,7 +6,8 @@ import Foundation
 /// never the model), then config.json and the origin's tokenizer and other small files, moved
 /// into place only when complete (CheckpointWriter).
 public enum ModelWriter {
-    /// `additionalFiles` (a stage's report) go into the directory before it is moved into place.
+    /// The model's own `files` and `additionalFiles` (a stage's report) go into the directory
+    /// before it is moved into place.
     public static func write(_ model: Model, to destination: URL, overwrite: Bool = false, additionalFiles: [String: Data] = [:],
                              maxShardBytes: Int = 5 << 30, progress: ((Int, Int) -> Void)? = nil) throws {
         let source = model.source
@@ -25,6 +26,7 @@ public enum ModelWriter {
             try writer.write(descriptor.name, bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<bytes]))
             progress?(index + 1, descriptors.count)
         }
-        try writer.commit(config: model.config, copyingAuxiliaryFilesFrom: model.origin, additionalFiles: additionalFiles)
+        try writer.commit(config: model.config, copyingAuxiliaryFilesFrom: model.origin,
+                          additionalFiles: model.files.merging(additionalFiles) { $1 })
     }
 }

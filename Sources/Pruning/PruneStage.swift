@@ -30,6 +30,38 @@ public struct PruneStage: Stage {
         plan = PrunePlan(method: method.rawValue, layers: layers)
     }
 
+    /// A global plan: `total` experts over all sparse layers, ranked by `method` across layers,
+    /// so layers keep different counts. Every layer first keeps its `num_experts_per_tok` best
+    /// (a layer with fewer could not route a token); the remaining places go to the best of the
+    /// rest wherever they are. Scores are compared as they are, so a method whose scale differs
+    /// between layers (output norms grow with depth) favours some layers: the report shows it.
+    public init(method: PruneMethod, totalKeep total: Int, statistics: RouterStatistics, model: Model) throws {
+        let description = model.description
+        var candidates: [(layer: Int, expert: Int, score: Double)] = []
+        var kept: [Int: [Int]] = [:], scores: [Int: [Double]] = [:]
+        var available = 0, minimum = 0
+        for layer in description.sparseLayers {
+            guard case .sparse(let shape) = description.feedForward[layer], let measured = statistics.layer(layer) else {
+                throw CalibrationError("the statistics have no layer \(layer)")
+            }
+            let layerScores = method.scores(measured)
+            scores[layer] = layerScores
+            let mandatory = PruneMethod.best(shape.expertsPerToken, of: layerScores)
+            kept[layer] = mandatory
+            candidates += layerScores.indices.filter { !mandatory.contains($0) }.map { (layer, $0, layerScores[$0]) }
+            available += shape.expertCount
+            minimum += shape.expertsPerToken
+        }
+        guard total >= minimum && total < available else {
+            throw InputError("a global budget of \(total) experts: must be between \(minimum) (every layer's top-k) and \(available - 1)")
+        }
+        candidates.sort { $0.score != $1.score ? $0.score > $1.score : ($0.layer, $0.expert) < ($1.layer, $1.expert) }
+        for candidate in candidates.prefix(total - minimum) { kept[candidate.layer, default: []].append(candidate.expert) }
+        plan = PrunePlan(method: method.rawValue, layers: description.sparseLayers.map {
+            PrunePlan.Layer(layer: $0, kept: (kept[$0] ?? []).sorted(), scores: scores[$0] ?? [])
+        })
+    }
+
     /// NAEE's enumeration (Lu et al. 2024, arXiv 2402.14800): per layer, the subset of `keep`
     /// experts whose routed output on the first `tokenBudget` calibration tokens is closest to the
     /// original's (ExpertSubsetSearch: exhaustive when small, greedy otherwise). Layer-wise: every
@@ -55,8 +87,9 @@ public struct PruneStage: Stage {
         plan = PrunePlan(method: "enumerate", layers: layers)
     }
 
-    static func checkKeep(_ keep: Int, shape: MoEShape, model: ModelDescription) throws {
-        guard keep < shape.expertCount else {
+    /// `allowingAll`: a layer of a global plan may keep every expert.
+    static func checkKeep(_ keep: Int, shape: MoEShape, model: ModelDescription, allowingAll: Bool = false) throws {
+        guard keep < shape.expertCount || (allowingAll && keep == shape.expertCount) else {
             throw InputError("--keep \(keep): the model has \(shape.expertCount) experts per layer; keep fewer")
         }
         guard keep >= shape.expertsPerToken else {
@@ -69,15 +102,13 @@ public struct PruneStage: Stage {
         let names = description.spec.tensors
         var replaced: Set<String> = []
         var derived: [String: TensorRecipe] = [:]
-        var counts: Set<Int> = []
         for layer in description.sparseLayers {
             guard case .sparse(let shape) = description.feedForward[layer] else { continue }
             guard let kept = plan.kept(inLayer: layer) else { throw InputError("the prune plan has no layer \(layer)") }
             guard !kept.isEmpty, kept == kept.sorted(), Set(kept).count == kept.count, kept.allSatisfy({ (0..<shape.expertCount).contains($0) }) else {
                 throw InputError("the prune plan's layer \(layer) lists \(kept), not distinct ascending ids below \(shape.expertCount)")
             }
-            try Self.checkKeep(kept.count, shape: shape, model: description)
-            counts.insert(kept.count)
+            try Self.checkKeep(kept.count, shape: shape, model: description, allowingAll: true)
             for expert in 0..<shape.expertCount {
                 for template in [names.expertGate, names.expertUp, names.expertDown] {
                     let weight = template.filled(layer: layer, expert: expert)
@@ -100,18 +131,17 @@ public struct PruneStage: Stage {
                 derived[tensor] = .rows(of: tensor, kept)
             }
         }
-        guard counts.count <= 1, let keep = counts.first else {
-            throw InputError("the prune plan keeps different expert counts per layer (\(counts.sorted())); only uniform plans are supported")
-        }
         // Tensors keep the base's order, with each layer's experts in their new numbering.
         var recipes: [(name: String, recipe: TensorRecipe)] = []
         for name in model.source.tensorNames where !replaced.contains(name) { recipes.append((name, .copy(of: name))) }
         for (name, recipe) in derived { recipes.append((name, recipe)) }
         recipes.sort { Checkpoint.naturalOrder($0.name, $1.name) }
         let source = try DerivedTensorSource(base: model.source, recipes: recipes)
-        var config = model.config
-        let keys = description.spec.keys.expertCount.filter { model.config.json[$0] != nil }
-        for key in keys.isEmpty ? [description.spec.keys.expertCount[0]] : keys { config = config.setting(key, to: .int(keep)) }
-        return try Model(config: config, source: source, origin: model.origin)
+        let counts = description.feedForward.indices.map { layer -> Int in
+            guard case .sparse = description.feedForward[layer] else { return 0 }
+            return plan.kept(inLayer: layer)?.count ?? 0
+        }
+        let (config, files) = try PerLayerExperts.describe(counts: counts, in: model.config, description: description)
+        return try Model(config: config, source: source, origin: model.origin, files: model.files.merging(files) { $1 })
     }
 }
