@@ -131,6 +131,11 @@ public struct PruneStage: Stage {
                 derived[tensor] = .rows(of: tensor, kept)
             }
         }
+        let unchanged = description.sparseLayers.allSatisfy { layer in
+            guard case .sparse(let shape) = description.feedForward[layer] else { return true }
+            return plan.kept(inLayer: layer)?.count == shape.expertCount
+        }
+        guard !unchanged else { throw InputError("the prune plan keeps every expert of every layer") }
         // Tensors keep the base's order, with each layer's experts in their new numbering.
         var recipes: [(name: String, recipe: TensorRecipe)] = []
         for name in model.source.tensorNames where !replaced.contains(name) { recipes.append((name, .copy(of: name))) }
