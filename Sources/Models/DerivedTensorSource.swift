@@ -2,6 +2,12 @@ import Checkpoint
 import Foundation
 import Tensors
 
+/// Computes tensors a stage makes anew (merged or recombined experts), as Float32, on demand:
+/// a producer may work a layer at a time and keep only that layer.
+public protocol TensorProducer: AnyObject, Sendable {
+    func produce(_ name: String, into destination: UnsafeMutablePointer<Float>) throws
+}
+
 /// How one tensor of a derived source is made from a tensor of its base.
 public enum TensorRecipe: Sendable, Equatable {
     /// The base tensor as it is, possibly under another name (a kept expert, renumbered).
@@ -9,10 +15,21 @@ public enum TensorRecipe: Sendable, Equatable {
     /// Chosen slices along the first dimension, in the given order (router rows of kept experts,
     /// entries of a 1-D bias).
     case rows(of: String, [Int])
+    /// New values from a producer, stored as `dtype` with `shape`.
+    case produced(by: TensorProducer, dtype: DType, shape: [Int])
+
+    public static func == (lhs: TensorRecipe, rhs: TensorRecipe) -> Bool {
+        switch (lhs, rhs) {
+        case (.copy(let a), .copy(let b)): return a == b
+        case (.rows(let a, let x), .rows(let b, let y)): return a == b && x == y
+        case (.produced(let p, let d, let s), .produced(let q, let e, let t)): return p === q && d == e && s == t
+        default: return false
+        }
+    }
 }
 
-/// A tensor source computed from another one by renaming tensors and selecting rows: what a
-/// pruning stage outputs. Every path reads only what it needs from the base: a copied tensor is
+/// A tensor source computed from another one by renaming tensors, selecting rows and producing
+/// new tensors: what pruning and merging stages output. Every path reads only what it needs from the base: a copied tensor is
 /// the base's (in place under bf16 compute, byte for byte when written), and selected rows are
 /// gathered row by row.
 public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
@@ -32,6 +49,11 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
             switch recipe {
             case .copy(let of): baseName = of
             case .rows(let of, _): baseName = of
+            case .produced(_, let dtype, let shape):
+                guard [.f32, .f16, .bf16].contains(dtype) else { throw CheckpointError(file: name, "cannot store computed values as \(dtype.rawValue)") }
+                descriptors[name] = TensorDescriptor(name: name, dtype: dtype, shape: shape)
+                table[name] = recipe
+                continue
             }
             guard let stored = base.descriptor(baseName) else {
                 throw CheckpointError(file: baseName, "tensor not found (needed for '\(name)')")
@@ -39,6 +61,8 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
             switch recipe {
             case .copy:
                 descriptors[name] = TensorDescriptor(name: name, dtype: stored.dtype, shape: stored.shape)
+            case .produced:
+                break
             case .rows(_, let rows):
                 guard let first = stored.shape.first, rows.allSatisfy({ (0..<first).contains($0) }) else {
                     throw CheckpointError(file: baseName, "rows \(rows) are outside its shape \(stored.shape)")
@@ -67,6 +91,8 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
             try base.readFloat32(of, into: destination)
         case .rows(let of, let rows):
             try gatherFloat32(of, rows: rows, into: destination)
+        case .produced(let producer, _, _):
+            try producer.produce(name, into: destination)
         }
     }
 
@@ -79,6 +105,14 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
                 throw CheckpointError(file: name, "rows \(rows) are outside its \(selected.count) rows")
             }
             try gatherFloat32(of, rows: rows.map { selected[$0] }, into: destination)
+        case .produced(let producer, _, let shape):
+            let whole = FloatBuffer(uninitializedCount: shape.reduce(1, *))
+            try producer.produce(name, into: whole.pointer)
+            let width = shape.dropFirst().reduce(1, *)
+            guard rows.allSatisfy({ (0..<(shape.first ?? 0)).contains($0) }) else {
+                throw CheckpointError(file: name, "rows \(rows) are outside its shape \(shape)")
+            }
+            gather(UnsafeRawPointer(whole.pointer), rowBytes: width * 4, rows: rows, into: UnsafeMutableRawPointer(destination))
         }
     }
 
@@ -91,6 +125,10 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
             let whole = BFloat16Buffer(uninitializedCount: stored.elementCount)
             try base.readBFloat16(of, into: whole.pointer)
             gather(UnsafeRawPointer(whole.pointer), rowBytes: rowElements(stored) * 2, rows: rows, into: UnsafeMutableRawPointer(destination))
+        case .produced(let producer, _, let shape):
+            let values = FloatBuffer(uninitializedCount: shape.reduce(1, *))
+            try producer.produce(name, into: values.pointer)
+            convertFromFloat32(values.pointer, count: values.count, to: .bf16, into: UnsafeMutableRawPointer(destination))
         }
     }
 
@@ -104,6 +142,10 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
             defer { bytes.deallocate() }
             try base.readStored(of, into: bytes.baseAddress!)
             gather(UnsafeRawPointer(bytes.baseAddress!), rowBytes: rowElements(stored) * stored.dtype.byteSize, rows: rows, into: destination)
+        case .produced(let producer, let dtype, let shape):
+            let values = FloatBuffer(uninitializedCount: shape.reduce(1, *))
+            try producer.produce(name, into: values.pointer)
+            convertFromFloat32(values.pointer, count: values.count, to: dtype, into: destination)
         }
     }
 
@@ -119,7 +161,7 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
         switch recipes[name] {
         case .copy(let of)?: return of
         case .rows(let of, _)?: return of
-        case nil: return nil
+        case .produced?, nil: return nil
         }
     }
 
