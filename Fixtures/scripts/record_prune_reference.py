@@ -79,30 +79,37 @@ def block_prefixes(model):
 
 
 @torch.no_grad()
-def prune(model, keep):
-    """A pruned deep copy of model: kept experts in original order, router rows sliced, counts set."""
+def prune_block(block, ids, k):
+    """Keep the experts `ids` (sorted original ids) of a sparse block, in place, renumbered 0..len-1."""
+    assert ids == sorted(set(ids)) and k <= len(ids) < block.gate.out_features, ids
+    assert ids[-1] < block.gate.out_features
+    old = block.gate
+    gate = torch.nn.Linear(old.in_features, len(ids), bias=old.bias is not None, dtype=old.weight.dtype)
+    gate.weight.copy_(old.weight[ids])
+    if old.bias is not None:
+        gate.bias.copy_(old.bias[ids])
+    block.gate = gate
+    block.experts = torch.nn.ModuleList([block.experts[i] for i in ids])
+    block.num_experts = len(ids)  # the block's forward one-hot encodes with it
+
+
+def prune_layers(model, keep):
+    """A deep copy of model with every sparse layer pruned to keep[layer]; the config untouched."""
     pruned = copy.deepcopy(model)
     blocks = dict(sparse_blocks(pruned))
     assert sorted(blocks) == sorted(keep), (sorted(blocks), sorted(keep))
+    for layer, ids in keep.items():
+        prune_block(blocks[layer], ids, pruned.config.num_experts_per_tok)
+    return pruned.eval()
+
+
+def prune(model, keep):
+    """A pruned deep copy of model: kept experts in original order, router rows sliced, counts set."""
     kept = {len(ids) for ids in keep.values()}
     assert len(kept) == 1, "the config has one expert count for every layer"
-    count = kept.pop()
-    k = pruned.config.num_experts_per_tok
-    for layer, ids in keep.items():
-        block = blocks[layer]
-        assert ids == sorted(set(ids)) and k <= len(ids) < block.gate.out_features, (layer, ids)
-        assert ids[-1] < block.gate.out_features
-        old = block.gate
-        gate = torch.nn.Linear(old.in_features, len(ids), bias=old.bias is not None,
-                               dtype=old.weight.dtype)
-        gate.weight.copy_(old.weight[ids])
-        if old.bias is not None:
-            gate.bias.copy_(old.bias[ids])
-        block.gate = gate
-        block.experts = torch.nn.ModuleList([block.experts[i] for i in ids])
-        block.num_experts = len(ids)  # the block's forward one-hot encodes with it
-    setattr(pruned.config, expert_count_key(pruned.config), count)
-    return pruned.eval()
+    pruned = prune_layers(model, keep)
+    setattr(pruned.config, expert_count_key(pruned.config), kept.pop())
+    return pruned
 
 
 def saved_tensors(directory):
