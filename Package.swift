@@ -36,7 +36,9 @@ let package = Package(
         // Calibration windows, router statistics from the forward pass, the statistics file.
         .target(name: "Calibration", dependencies: ["Inference", "Models", "Architectures", "Checkpoint", "Tokenizer"]),
         // Expert pruning: methods, plans, the prune stage.
-        .target(name: "Pruning", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint"]),
+        .target(name: "Pruning", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint"],
+                // Compiled into the binary (PackageResources), so an installed moe-compress needs no resource files.
+                resources: [.embedInCode("Resources/modeling_moe_compress.py")]),
         .executableTarget(
             name: "CLI",
             dependencies: [

@@ -34,5 +34,6 @@ public enum PerLayerExperts {
         return (result, [modelingFile: modelingCode()])
     }
 
-    static func modelingCode() -> Data { Data(ModelingCode.python.utf8) }
+    /// Resources/modeling_moe_compress.py, embedded at build time.
+    static func modelingCode() -> Data { Data(PackageResources.modeling_moe_compress_py) }
 }
