@@ -52,6 +52,12 @@ extension MoECompress {
                          the first --enumerate-tokens tokens of each layer (with --stats, the
                          file's windows are drawn again from its sources)
 
+            --recombine (DERN, Zhou et al. 2025, arXiv 2509.10377) then splits every dropped \
+            expert into neuron segments (a row of gate and up, a column of down), gives each to the \
+            kept neuron it is most similar to (cosine of the gate and up rows, at least \
+            --recombine-threshold) and folds it in by a usage-weighted average, so kept experts \
+            keep their width and the checkpoint its shape.
+
             Budgets: uniform (default) keeps the same count in every layer, which every engine \
             loads. global ranks experts across layers under the same total (--keep × layers, or \
             the --ratio of all experts), every layer keeping at least its top-k, so layers keep \
@@ -88,6 +94,12 @@ extension MoECompress {
         @Option(help: ArgumentHelp("uniform (the same count in every layer) or global (ranked across layers; per-layer counts).", valueName: "budget"))
         var budget: Budget = .uniform
 
+        @Flag(help: "Fold the dropped experts' neurons into the kept experts (DERN), keeping every kept expert's width.")
+        var recombine = false
+
+        @Option(parsing: .unconditional, help: "With --recombine: a dropped neuron is folded only if its cosine similarity to the best kept neuron is at least this.")
+        var recombineThreshold = 0.4
+
         @Option(parsing: .unconditional, help: "Calibration tokens per layer that --method enumerate scores subsets on.")
         var enumerateTokens = 2048
 
@@ -110,6 +122,7 @@ extension MoECompress {
             if budget == .global && method == .enumerate {
                 throw ValidationError("--budget global ranks scores across layers; --method enumerate searches each layer alone")
             }
+            guard (-1...1).contains(recombineThreshold) else { throw ValidationError("--recombine-threshold \(recombineThreshold): must be a cosine between -1 and 1") }
             guard enumerateTokens > 0 else { throw ValidationError("--enumerate-tokens \(enumerateTokens): must be positive") }
             guard (stats == nil) != calibration.sources.isEmpty else {
                 throw ValidationError("pass exactly one of --stats FILE and --data FILE[:N]")
@@ -138,7 +151,13 @@ extension MoECompress {
                 stage = try PruneStage(enumerating: input, keep: try keepCount(input), data: data, tokenBudget: enumerateTokens,
                                        precision: computeOptions.compute)
             }
-            let pruned = try stage.run(input)
+            var configured = stage
+            if recombine {
+                configured.recombination = PruneStage.Recombination(
+                    threshold: recombineThreshold,
+                    usage: Dictionary(uniqueKeysWithValues: statistics.layers.map { ($0.layer, $0[.counts]) }))
+            }
+            let (pruned, recombined) = try configured.apply(input)
 
             var comparison: PerplexityComparison?
             if let heldOut {
@@ -147,8 +166,9 @@ extension MoECompress {
                 comparison = PerplexityComparison(text: evaluation.evalText ?? "", seqLen: evaluation.evalSeqLen, tokens: heldOut.count,
                                                   before: before.perplexity, after: after.perplexity)
             }
-            let report = PruneReport(model: model, method: method.name, budget: budget.rawValue, plan: stage.plan, statistics: statistics.provenance,
-                                     perplexity: comparison)
+            let report = PruneReport(model: model, method: method.name, budget: budget.rawValue, plan: stage.plan,
+                                     recombined: recombine ? Dictionary(uniqueKeysWithValues: recombined.map { (String($0.key), $0.value) }) : nil,
+                                     statistics: statistics.provenance, perplexity: comparison)
             let bar = ProgressBar(label: "write")
             try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: force,
                                   additionalFiles: ["prune-report.json": try report.json()]) { bar.update(done: $0, total: $1) }
@@ -188,6 +208,8 @@ struct PruneReport: Encodable {
     let method: String
     let budget: String
     let plan: PrunePlan
+    /// Per layer, with --recombine: neurons folded and discarded.
+    let recombined: [String: NeuronRecombination.LayerSummary]?
     let statistics: RouterStatistics.Provenance
     let perplexity: PerplexityComparison?
 

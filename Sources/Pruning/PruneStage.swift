@@ -10,10 +10,27 @@ import Models
 /// token's top-k is now taken over the remaining experts' logits, exactly as in a checkpoint
 /// pruned by transformers (pruning is not the same as zeroing a gate).
 public struct PruneStage: Stage {
+    /// DERN's recombination of the dropped experts' neurons into the kept ones (NeuronRecombination).
+    public struct Recombination: Sendable {
+        /// Segments whose best cosine similarity is lower are dropped with their expert.
+        public var threshold: Double
+        /// Each sparse layer's routing counts (statistics `counts`), the merge weights.
+        public var usage: [Int: [Double]]
+
+        public init(threshold: Double, usage: [Int: [Double]]) {
+            self.threshold = threshold
+            self.usage = usage
+        }
+    }
+
     public let name = "prune"
     public let plan: PrunePlan
+    public var recombination: Recombination?
 
-    public init(plan: PrunePlan) { self.plan = plan }
+    public init(plan: PrunePlan, recombination: Recombination? = nil) {
+        self.plan = plan
+        self.recombination = recombination
+    }
 
     /// A uniform plan: `keep` experts in every sparse layer, ranked by `method` on `statistics`.
     public init(method: PruneMethod, keep: Int, statistics: RouterStatistics, model: Model) throws {
@@ -97,7 +114,10 @@ public struct PruneStage: Stage {
         }
     }
 
-    public func run(_ model: Model) throws -> Model {
+    public func run(_ model: Model) throws -> Model { try apply(model).model }
+
+    /// The output and, with recombination, what was folded where in each layer.
+    public func apply(_ model: Model) throws -> (model: Model, recombined: [Int: NeuronRecombination.LayerSummary]) {
         let description = model.description
         let names = description.spec.tensors
         var replaced: Set<String> = []
@@ -136,6 +156,20 @@ public struct PruneStage: Stage {
             return plan.kept(inLayer: layer)?.count == shape.expertCount
         }
         guard !unchanged else { throw InputError("the prune plan keeps every expert of every layer") }
+        let recombiner = try recombination.map { try NeuronRecombination(model: model, plan: plan, usage: $0.usage, threshold: $0.threshold) }
+        if let recombiner {
+            for layer in plan.layers {
+                let receiving = recombiner.receivingExperts(inLayer: layer.layer)
+                for (newIndex, original) in layer.kept.enumerated() where receiving.contains(original) {
+                    for (projection, template) in [names.expertGate, names.expertUp, names.expertDown].enumerated() {
+                        let target = template.filled(layer: layer.layer, expert: newIndex)
+                        guard let stored = model.source.descriptor(template.filled(layer: layer.layer, expert: original)) else { continue }
+                        recombiner.register(target, layer: layer.layer, expert: original, projection: projection)
+                        derived[target] = .produced(by: recombiner, dtype: stored.dtype, shape: stored.shape)
+                    }
+                }
+            }
+        }
         // Tensors keep the base's order, with each layer's experts in their new numbering.
         var recipes: [(name: String, recipe: TensorRecipe)] = []
         for name in model.source.tensorNames where !replaced.contains(name) { recipes.append((name, .copy(of: name))) }
@@ -147,6 +181,7 @@ public struct PruneStage: Stage {
             return plan.kept(inLayer: layer)?.count ?? 0
         }
         let (config, files) = try PerLayerExperts.describe(counts: counts, in: model.config, description: description)
-        return try Model(config: config, source: source, origin: model.origin, files: model.files.merging(files) { $1 })
+        let output = try Model(config: config, source: source, origin: model.origin, files: model.files.merging(files) { $1 })
+        return (output, recombiner?.summaries ?? [:])
     }
 }
