@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Architectures", "Checkpoint", "Tensors", "FixtureSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Checkpoint", "Tensors", "FixtureSupport"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
-        .testTarget(name: "PruningTests", dependencies: ["Pruning", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
+        .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "FixtureSupport"]),
     ]

@@ -23,8 +23,12 @@ MODEL = "Fixtures/default-model"
 CALIBRATION = ["--data", "Fixtures/text/calibration.txt", "--seq-len", "128", "--samples", "256", "--seed", "42"]
 EVAL = ["--eval", "Fixtures/text/heldout.txt", "--eval-seq-len", "128", "--eval-max-tokens", "4096"]
 METHODS = ["frequency", "soft", "ean", "reap", "easy-ep", "tcess", "enumerate"]
-# Score methods also run with --budget global (the same total, ranked across layers).
+# Score methods also run with --budget global (the same total, ranked across layers), and the best
+# score method with DERN's recombination.
 GLOBAL = ["soft", "ean", "reap", "easy-ep", "tcess"]
+RECOMBINE = ["reap", "easy-ep"]
+VARIANTS = METHODS + [f"{m} global" for m in GLOBAL] + [f"{m} recombine" for m in RECOMBINE]
+VARIANT_ARGUMENTS = {"global": ["--budget", "global"], "recombine": ["--recombine"]}
 RATIOS = [0.25, 0.5]
 
 
@@ -74,19 +78,19 @@ def main():
         run([binary, "calibrate", MODEL, "-o", stats] + CALIBRATION)
         statistics = read_statistics(stats)
         baseline = None
-        for method in METHODS + [f"{m} global" for m in GLOBAL]:
+        for method in VARIANTS:
             for ratio in RATIOS:
-                name, *budget = method.split()
-                output = f"{work}/{name}-{'-'.join(budget)}-{ratio}"
+                name, *variant = method.split()
+                output = f"{work}/{name}-{'-'.join(variant)}-{ratio}"
                 run([binary, "prune", MODEL, "-o", output, "--ratio", str(ratio), "--method", name, "--stats", stats]
-                    + (["--budget", "global"] if budget else []) + EVAL)
+                    + sum((VARIANT_ARGUMENTS[v] for v in variant), []) + EVAL)
                 report = json.loads(Path(output, "prune-report.json").read_text())
                 baseline = report["perplexity"]["before"]
                 kept = [layer["kept"] for layer in report["plan"]["layers"]]
                 rows[(method, ratio)] = (report["perplexity"]["after"], kept, kept_selection_share(statistics, kept))
                 print(f"{method} {ratio}: {rows[(method, ratio)][0]:.4f}", file=sys.stderr)
 
-    ALL = METHODS + [f"{m} global" for m in GLOBAL]
+    ALL = VARIANTS
     best = {ratio: min(ALL, key=lambda m: rows[(m, ratio)][0]) for ratio in RATIOS}
     lines = [
         "# Pruning quality on the trained default model",
@@ -112,7 +116,8 @@ def main():
         for r in RATIOS:
             value = f"{rows[(method, r)][0]:.4f}"
             cells.append((f"**{value}**" if best[r] == method else value) + f" ({100 * rows[(method, r)][2]:.0f}%)")
-        label = f"`{method.split()[0]}` --budget global" if method.endswith("global") else f"`{method}`"
+        name, *variant = method.split()
+        label = " ".join([f"`{name}`"] + [" ".join(VARIANT_ARGUMENTS[v]) for v in variant])
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     lines += ["", "Kept experts per layer (original ids):", "", "| method | ratio | layer 0 | layer 1 | layer 2 | layer 3 |", "|---|---|---|---|---|---|"]
     for method in ALL:

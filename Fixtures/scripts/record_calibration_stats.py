@@ -291,8 +291,18 @@ def model_stats(name):
 
     record = {"model": directory, "num_experts_per_tok": k, "renormalise": bool(renormalises(config)),
               "hidden_size": config.hidden_size, "min_router_logit_gap": round7(min(gaps)), "windows": windows,
-              "layers": layers}
+              "layers": layers, "super_experts": super_experts(layers)}
     return record, check
+
+
+def super_experts(layers):
+    """CerebrasResearch/reap's get_super_expert_indices on these statistics (with |activation|):
+    max activations above max(torch.quantile(all, 0.995), overall max / 10), in the first
+    int(0.75 * sparse layers) sparse layers only (its default, include_last_layers=False)."""
+    values = torch.tensor([v for layer in layers for v in layer["max_abs_activation"]], dtype=torch.float64)
+    threshold = max(torch.quantile(values, 0.995).item(), values.max().item() / 10)
+    considered = layers[:int(len(layers) * 0.75)]
+    return [[layer["layer"], j] for layer in considered for j, v in enumerate(layer["max_abs_activation"]) if v > threshold]
 
 
 def main():

@@ -94,6 +94,9 @@ extension MoECompress {
         @Option(help: ArgumentHelp("uniform (the same count in every layer) or global (ranked across layers; per-layer counts).", valueName: "budget"))
         var budget: Budget = .uniform
 
+        @Flag(help: "Always keep super experts (extreme activation outliers, arXiv 2507.23279), found as REAP does.")
+        var protectSuperExperts = false
+
         @Flag(help: "Fold the dropped experts' neurons into the kept experts (DERN), keeping every kept expert's width.")
         var recombine = false
 
@@ -119,6 +122,9 @@ extension MoECompress {
             guard (keep == nil) != (ratio == nil) else { throw ValidationError("pass exactly one of --keep and --ratio") }
             if let ratio, !(ratio > 0 && ratio < 1) { throw ValidationError("--ratio \(ratio): must be between 0 and 1") }
             if let keep, keep < 1 { throw ValidationError("--keep \(keep): must be positive") }
+            if protectSuperExperts && method == .enumerate {
+                throw ValidationError("--protect-super-experts applies to score methods; --method enumerate searches subsets")
+            }
             if budget == .global && method == .enumerate {
                 throw ValidationError("--budget global ranks scores across layers; --method enumerate searches each layer alone")
             }
@@ -140,12 +146,13 @@ extension MoECompress {
             } else {
                 statistics = try calibration.measure(input, name: model, precision: computeOptions.compute)
             }
+            let protected = protectSuperExperts ? SuperExperts.find(in: statistics.layers) : [:]
             let stage: PruneStage
             switch method {
             case .score(let method) where budget == .global:
-                stage = try PruneStage(method: method, totalKeep: try totalKeep(input), statistics: statistics, model: input)
+                stage = try PruneStage(method: method, totalKeep: try totalKeep(input), statistics: statistics, model: input, protecting: protected)
             case .score(let method):
-                stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input)
+                stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input, protecting: protected)
             case .enumerate:
                 let data = try stats == nil ? calibration.data(for: input) : CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
                 stage = try PruneStage(enumerating: input, keep: try keepCount(input), data: data, tokenBudget: enumerateTokens,
@@ -167,6 +174,7 @@ extension MoECompress {
                                                   before: before.perplexity, after: after.perplexity)
             }
             let report = PruneReport(model: model, method: method.name, budget: budget.rawValue, plan: stage.plan,
+                                     superExperts: protectSuperExperts ? protected.mapValues { $0.sorted() }.reduce(into: [:]) { $0[String($1.key)] = $1.value } : nil,
                                      recombined: recombine ? Dictionary(uniqueKeysWithValues: recombined.map { (String($0.key), $0.value) }) : nil,
                                      statistics: statistics.provenance, perplexity: comparison)
             let bar = ProgressBar(label: "write")
@@ -208,10 +216,17 @@ struct PruneReport: Encodable {
     let method: String
     let budget: String
     let plan: PrunePlan
+    /// Per layer, with --protect-super-experts: the experts protected.
+    let superExperts: [String: [Int]]?
     /// Per layer, with --recombine: neurons folded and discarded.
     let recombined: [String: NeuronRecombination.LayerSummary]?
     let statistics: RouterStatistics.Provenance
     let perplexity: PerplexityComparison?
+
+    enum CodingKeys: String, CodingKey {
+        case model, method, budget, plan, recombined, statistics, perplexity
+        case superExperts = "super_experts"
+    }
 
     func json() throws -> Data {
         let encoder = JSONEncoder()

@@ -33,7 +33,9 @@ public struct PruneStage: Stage {
     }
 
     /// A uniform plan: `keep` experts in every sparse layer, ranked by `method` on `statistics`.
-    public init(method: PruneMethod, keep: Int, statistics: RouterStatistics, model: Model) throws {
+    /// `protecting` experts (by layer) always score highest, so they are kept (super experts).
+    public init(method: PruneMethod, keep: Int, statistics: RouterStatistics, model: Model,
+                protecting protected: [Int: Set<Int>] = [:]) throws {
         let description = model.description
         var layers: [PrunePlan.Layer] = []
         for layer in description.sparseLayers {
@@ -42,7 +44,8 @@ public struct PruneStage: Stage {
             }
             try Self.checkKeep(keep, shape: shape, model: description)
             let scores = method.scores(measured)
-            layers.append(PrunePlan.Layer(layer: layer, kept: PruneMethod.best(keep, of: scores), scores: scores))
+            let kept = PruneMethod.best(keep, of: Self.protect(scores, protected[layer] ?? []))
+            layers.append(PrunePlan.Layer(layer: layer, kept: kept, scores: scores))
         }
         plan = PrunePlan(method: method.rawValue, layers: layers)
     }
@@ -52,7 +55,8 @@ public struct PruneStage: Stage {
     /// (a layer with fewer could not route a token); the remaining places go to the best of the
     /// rest wherever they are. Scores are compared as they are, so a method whose scale differs
     /// between layers (output norms grow with depth) favours some layers: the report shows it.
-    public init(method: PruneMethod, totalKeep total: Int, statistics: RouterStatistics, model: Model) throws {
+    public init(method: PruneMethod, totalKeep total: Int, statistics: RouterStatistics, model: Model,
+                protecting protected: [Int: Set<Int>] = [:]) throws {
         let description = model.description
         var candidates: [(layer: Int, expert: Int, score: Double)] = []
         var kept: [Int: [Int]] = [:], scores: [Int: [Double]] = [:]
@@ -61,8 +65,8 @@ public struct PruneStage: Stage {
             guard case .sparse(let shape) = description.feedForward[layer], let measured = statistics.layer(layer) else {
                 throw CalibrationError("the statistics have no layer \(layer)")
             }
-            let layerScores = method.scores(measured)
-            scores[layer] = layerScores
+            scores[layer] = method.scores(measured)
+            let layerScores = Self.protect(method.scores(measured), protected[layer] ?? [])
             let mandatory = PruneMethod.best(shape.expertsPerToken, of: layerScores)
             kept[layer] = mandatory
             candidates += layerScores.indices.filter { !mandatory.contains($0) }.map { (layer, $0, layerScores[$0]) }
@@ -102,6 +106,11 @@ public struct PruneStage: Stage {
             return PrunePlan.Layer(layer: layer, kept: result.kept, search: result)
         }
         plan = PrunePlan(method: "enumerate", layers: layers)
+    }
+
+    /// Protected experts score +∞, as REAP's `perserve_super_experts` sets them.
+    static func protect(_ scores: [Double], _ protected: Set<Int>) -> [Double] {
+        scores.indices.map { protected.contains($0) ? .infinity : scores[$0] }
     }
 
     /// `allowingAll`: a layer of a global plan may keep every expert.

@@ -1,10 +1,11 @@
 import Architectures
+import Calibration
 import Checkpoint
 import FixtureSupport
 import Foundation
 import Inference
 import Models
-import Pruning
+@testable import Pruning
 import Testing
 
 /// A pruned model must compute exactly what the original computes with the dropped experts masked
@@ -90,5 +91,29 @@ struct PruneStageTests {
     @Test func rankingKeepsTheHighestScoresAndTheLowerIdOnTies() {
         #expect(PruneMethod.best(2, of: [0.5, 2, 1, 2]) == [1, 3])
         #expect(PruneMethod.best(3, of: [1, 1, 1, 1]) == [0, 1, 2])
+    }
+}
+
+/// Super experts as REAP's rule finds them on the calibration statistics that transformers hooks
+/// recorded (Fixtures/scripts/record_calibration_stats.py applies torch.quantile to the recorded
+/// maxima), and protected experts are kept whatever their score.
+struct SuperExpertTests {
+    @Test(arguments: PruneStageTests.models)
+    func foundAsREAPFindsThem(model name: String) throws {
+        let record = try Fixtures.record("calibration-stats.json").object("models").object(name)
+        var layers: [LayerStatistics] = []
+        for layer in record.objects("layers") {
+            var statistics = LayerStatistics(layer: layer.int("layer"), expertCount: layer.doubles("max_abs_activation").count, hiddenSize: 1)
+            statistics[.maxAbsActivation] = layer.doubles("max_abs_activation")
+            layers.append(statistics)
+        }
+        let found = SuperExperts.find(in: layers)
+        let expected = ((record["super_experts"] as? [[Any]]) ?? []).map { $0.map { ($0 as? NSNumber)?.intValue ?? -1 } }
+        #expect(found.flatMap { layer, experts in experts.map { [layer, $0] } }.sorted { $0.lexicographicallyPrecedes($1) } == expected)
+    }
+
+    @Test func protectedExpertsAreKept() {
+        let scores: [Double] = [5, 1, 4, 3]
+        #expect(PruneMethod.best(2, of: PruneStage.protect(scores, [1])) == [0, 1])
     }
 }
