@@ -19,7 +19,7 @@ public struct Calibrator {
                            progress: ((Int, Int) -> Void)? = nil) throws -> RouterStatistics {
         let collector = StatisticsCollector(model: model.description)
         let forward = ForwardPass(model: model.description, source: model.source, precision: precision)
-        let batches = Self.batches(of: data.windows, tokens: batchTokens)
+        let batches = consecutiveGroups(data.windows, limit: batchTokens) { $0.count }
         let layers = model.description.layerCount
         for (index, batch) in batches.enumerated() {
             _ = try forward.hiddenStates(TokenBatch(sequences: batch), observer: collector) { done, _ in
@@ -31,23 +31,6 @@ public struct Calibrator {
             architecture: model.description.modelType, sources: data.sources, sequenceLength: data.sequenceLength,
             seed: data.seed, windows: data.windows.count, tokens: data.tokenCount, compute: precision.rawValue)
         return RouterStatistics(provenance: provenance, layers: collector.layers.values.sorted { $0.layer < $1.layer })
-    }
-
-    /// Consecutive windows grouped up to `tokens` ids a batch (at least one window each).
-    static func batches(of windows: [[Int]], tokens: Int) -> [[[Int]]] {
-        var batches: [[[Int]]] = []
-        var current: [[Int]] = [], size = 0
-        for window in windows {
-            if !current.isEmpty && size + window.count > tokens {
-                batches.append(current)
-                current = []
-                size = 0
-            }
-            current.append(window)
-            size += window.count
-        }
-        if !current.isEmpty { batches.append(current) }
-        return batches
     }
 }
 

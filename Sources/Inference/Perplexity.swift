@@ -51,7 +51,7 @@ public struct PerplexityEvaluator {
                          progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
         let started = Date()
         let windows = perplexityWindows(tokenCount: ids.count, sequenceLength: sequenceLength)
-        let batches = groupWindows(windows)
+        let batches = consecutiveGroups(windows, limit: batchTokens) { $0.count }
         try checkActivationMemory(largestBatch: batches.map { $0.reduce(0) { $0 + $1.count } }.max() ?? 0)
         let layers = forward.model.layerCount
         let head = try forward.outputHead()
@@ -110,22 +110,5 @@ public struct PerplexityEvaluator {
             throw InputError(String(format: "a batch of %ld tokens needs about %.1f GiB for activations, more than this machine's %.1f GiB of memory; use smaller batches or shorter windows",
                                     tokens, bytes / 1_073_741_824, available / 1_073_741_824))
         }
-    }
-
-    private func groupWindows(_ windows: [Range<Int>]) -> [[Range<Int>]] {
-        var batches: [[Range<Int>]] = []
-        var current: [Range<Int>] = []
-        var tokens = 0
-        for window in windows {
-            if !current.isEmpty && tokens + window.count > batchTokens {
-                batches.append(current)
-                current = []
-                tokens = 0
-            }
-            current.append(window)
-            tokens += window.count
-        }
-        if !current.isEmpty { batches.append(current) }
-        return batches
     }
 }

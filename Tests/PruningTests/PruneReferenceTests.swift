@@ -17,30 +17,7 @@ struct PruneReferenceTests {
         let plan = PrunePlan(method: "fixed", layers: record.objects("keep").map { PrunePlan.Layer(layer: $0.int("layer"), kept: $0.ints("experts")) })
         let pruned = try PruneStage(plan: plan).run(model)
         #expect(pruned.config.json[record["expert_count_key"] as? String ?? ""]?.intValue == record.int("num_experts"))
-        let forward = ForwardPass(model: pruned.description, source: pruned.source)
-        for testCase in record.objects("forward") {
-            let ids = testCase.ints("input_ids")
-            let recorder = RoutingRecorder()
-            let states = try forward.hiddenStates(TokenBatch(sequences: [ids]), observer: recorder)
-            let logits = try forward.outputHead().logits(states.pointer, rows: ids.count).array
-            let expected = ((testCase["logits"] as? [[Any]]) ?? []).flatMap { $0.map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
-            let difference = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(logits.count == expected.count && difference <= 1e-3, "\(name): max |logit difference| \(difference)")
-            for routing in testCase.objects("routing") {
-                guard let trace = recorder.traces.first(where: { $0.layer == routing.int("layer") }) else {
-                    Issue.record("\(name): no routing for layer \(routing.int("layer"))")
-                    continue
-                }
-                let k = trace.expertsPerToken
-                let theirs = ((routing["top_k_index"] as? [[Any]]) ?? []).map { Set($0.map { ($0 as? NSNumber)?.intValue ?? -1 }) }
-                let ours = (0..<trace.tokenCount).map { Set(trace.selectedExperts[($0 * k)..<(($0 + 1) * k)]) }
-                #expect(ours == theirs, "\(name) layer \(trace.layer) top-k sets")
-            }
-        }
-        let reference = record.object("perplexity")
-        let result = try pruned.perplexity(of: reference.ints("input_ids"), sequenceLength: reference.int("seq_len"), batchTokens: 40)
-        #expect(abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity") < 1e-4,
-                "\(name): perplexity \(result.perplexity) vs transformers \(reference.double("perplexity"))")
+        try expectMatches(pruned, record: record, name)
     }
 }
 
@@ -69,26 +46,35 @@ struct PerLayerPruneReferenceTests {
         try ModelWriter.write(pruned, to: output)
         #expect(try Data(contentsOf: output.appendingPathComponent("modeling_moe_compress.py")) == shipped)
         let reopened = try Model.open(output)
-        for candidate in [pruned, reopened] {
-            let forward = ForwardPass(model: candidate.description, source: candidate.source)
-            for testCase in record.objects("forward") {
-                let ids = testCase.ints("input_ids")
-                let recorder = RoutingRecorder()
-                let states = try forward.hiddenStates(TokenBatch(sequences: [ids]), observer: recorder)
-                let logits = try forward.outputHead().logits(states.pointer, rows: ids.count).array
-                let expected = ((testCase["logits"] as? [[Any]]) ?? []).flatMap { $0.map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
-                let difference = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
-                #expect(logits.count == expected.count && difference <= 1e-3, "\(name): max |logit difference| \(difference)")
-                for routing in testCase.objects("routing") {
-                    guard let trace = recorder.traces.first(where: { $0.layer == routing.int("layer") }) else { continue }
-                    let k = trace.expertsPerToken
-                    let theirs = ((routing["top_k_index"] as? [[Any]]) ?? []).map { Set($0.map { ($0 as? NSNumber)?.intValue ?? -1 }) }
-                    #expect((0..<trace.tokenCount).map { Set(trace.selectedExperts[($0 * k)..<(($0 + 1) * k)]) } == theirs)
-                }
+        for candidate in [pruned, reopened] { try expectMatches(candidate, record: record, name) }
+    }
+}
+
+/// A pruned model's logits (1e-3), top-k sets per layer and perplexity (1e-4) against a record
+/// in the shape Fixtures/scripts/record_prune_reference.py writes.
+func expectMatches(_ model: Model, record: [String: Any], _ name: String) throws {
+    let forward = ForwardPass(model: model.description, source: model.source)
+    for testCase in record.objects("forward") {
+        let ids = testCase.ints("input_ids")
+        let recorder = RoutingRecorder()
+        let states = try forward.hiddenStates(TokenBatch(sequences: [ids]), observer: recorder)
+        let logits = try forward.outputHead().logits(states.pointer, rows: ids.count).array
+        let expected = ((testCase["logits"] as? [[Any]]) ?? []).flatMap { $0.map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
+        let difference = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(logits.count == expected.count && difference <= 1e-3, "\(name): max |logit difference| \(difference)")
+        for routing in testCase.objects("routing") {
+            guard let trace = recorder.traces.first(where: { $0.layer == routing.int("layer") }) else {
+                Issue.record("\(name): no routing for layer \(routing.int("layer"))")
+                continue
             }
-            let reference = record.object("perplexity")
-            let result = try candidate.perplexity(of: reference.ints("input_ids"), sequenceLength: reference.int("seq_len"), batchTokens: 40)
-            #expect(abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity") < 1e-4)
+            let k = trace.expertsPerToken
+            let theirs = ((routing["top_k_index"] as? [[Any]]) ?? []).map { Set($0.map { ($0 as? NSNumber)?.intValue ?? -1 }) }
+            let ours = (0..<trace.tokenCount).map { Set(trace.selectedExperts[($0 * k)..<(($0 + 1) * k)]) }
+            #expect(ours == theirs, "\(name) layer \(trace.layer) top-k sets")
         }
     }
+    let reference = record.object("perplexity")
+    let result = try model.perplexity(of: reference.ints("input_ids"), sequenceLength: reference.int("seq_len"), batchTokens: 40)
+    #expect(abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity") < 1e-4,
+            "\(name): perplexity \(result.perplexity) vs transformers \(reference.double("perplexity"))")
 }
