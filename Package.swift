@@ -10,7 +10,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // OpenBLAS + LAPACKE (apt: libopenblas-dev liblapacke-dev); only Tensors imports it.
+        // OpenBLAS + LAPACKE (apt: libopenblas-dev liblapacke-dev); Tensors and Merging (SVD) import it.
         .systemLibrary(
             name: "CLinearAlgebra",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
@@ -39,6 +39,9 @@ let package = Package(
         .target(name: "Pruning", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint"],
                 // Compiled into the binary (PackageResources), so an installed moe-compress needs no resource files.
                 resources: [.embedInCode("Resources/modeling_moe_compress.py")]),
+        // The pure math expert merging needs: hierarchical clustering, linear assignment, k-means,
+        // truncated SVD (LAPACK's gesdd).
+        .target(name: "Merging", dependencies: ["Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
         .executableTarget(
             name: "CLI",
             dependencies: [
@@ -56,6 +59,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Checkpoint", "Tensors", "FixtureSupport"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "FixtureSupport"], path: "Tests/MergingTests"),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "FixtureSupport"]),
     ]
