@@ -65,9 +65,10 @@ struct MergeMathTests {
                 let total = assignment.enumerated().reduce(0.0) { $0 + cost[$1.offset * columns + $1.element] }
                 let expectedTotal = expected.double("total")
                 #expect(abs(total - expectedTotal) <= 1e-12 * max(1, abs(expectedTotal)), "\(what): total \(total) vs \(expectedTotal)")
-                if c["unique_optimum"] as? Bool == true {
-                    #expect(assignment == expected.ints("columns"), "\(what): columns")
-                }
+                // A unique optimum must be scipy's columns; on tied optima they are scipy's too only
+                // because the search scans columns in scipy's order (pinned scipy 1.17.1).
+                let tie = c["unique_optimum"] as? Bool == true ? "" : " (tied optimum: scipy's scan order)"
+                #expect(assignment == expected.ints("columns"), "\(what): columns\(tie)")
             }
         }
     }
