@@ -41,7 +41,7 @@ let package = Package(
                 resources: [.embedInCode("Resources/modeling_moe_compress.py")]),
         // The pure math expert merging needs: hierarchical clustering, linear assignment, k-means,
         // truncated SVD (LAPACK's gesdd).
-        .target(name: "Merging", dependencies: ["Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
+        .target(name: "Merging", dependencies: ["CLinearAlgebra"], path: "Sources/Merging"),
         .executableTarget(
             name: "CLI",
             dependencies: [
