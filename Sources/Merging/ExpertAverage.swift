@@ -1,0 +1,39 @@
+import Checkpoint
+import Models
+import Synchronization
+
+/// Merged experts' weights as the usage-weighted average of their members' (HC-SMoE's and
+/// M-SMoE's `frequency`-weighted merge): W = Σ f_j W_j / Σ f_j, accumulated in Double and read
+/// member by member, so memory holds one projection of one expert at a time.
+final class ExpertAverage: TensorProducer, @unchecked Sendable {
+    struct Member { let tensor: String; let weight: Double }
+    private let source: TensorSource
+    private let recipes: Mutex<[String: [Member]]>
+
+    init(source: TensorSource) {
+        self.source = source
+        recipes = Mutex([:])
+    }
+
+    /// `name` will be the average of `members` (equal shapes, checked when read).
+    func define(_ name: String, members: [Member]) { recipes.withLock { $0[name] = members } }
+
+    func produce(_ name: String, into destination: UnsafeMutablePointer<Float>) throws {
+        guard let members = recipes.withLock({ $0[name] }), let first = members.first,
+              let shape = source.descriptor(first.tensor)?.shape else {
+            throw CheckpointError(file: name, "not a merged tensor")
+        }
+        let count = shape.reduce(1, *)
+        var sums = [Double](repeating: 0, count: count)
+        var total: Double = 0
+        for member in members {
+            guard source.descriptor(member.tensor)?.shape == shape else {
+                throw CheckpointError(file: member.tensor, "has another shape than \(first.tensor), which it is merged with")
+            }
+            let values = try source.float32(member.tensor).scalars
+            for index in 0..<count { sums[index] += member.weight * Double(values[index]) }
+            total += member.weight
+        }
+        for index in 0..<count { destination[index] = Float(sums[index] / total) }
+    }
+}
