@@ -13,8 +13,19 @@ public final class Tokenizer: Sendable {
     /// Max id + 1 over the vocabulary and the added tokens.
     public let vocabularySize: Int
 
-    public init(contentsOf url: URL) throws {
-        let json = try JSONObject.load(contentsOf: url)
+    public convenience init(contentsOf url: URL) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw TokenizerError(file: url.path, "cannot be read (\(error.localizedDescription))")
+        }
+        try self.init(data: data, file: url.path)
+    }
+
+    /// Reads the bytes of a tokenizer.json; errors name it as `file`.
+    public init(data: Data, file: String) throws {
+        let json = try JSONObject.parse(data, file: file)
         if let version = try json.optionalString("version"), version != "1.0" {
             throw json.error("unsupported tokenizer.json version '\(version)'")
         }
