@@ -21,7 +21,7 @@ indirect enum Decoder: Sendable {
         case "ByteFallback": self = .byteFallback
         case "Fuse": self = .fuse
         case "Strip":
-            self = .strip(content: try json.character("content"), start: try json.int("start"), stop: try json.int("stop"))
+            self = .strip(content: try json.character("content"), start: try json.count("start"), stop: try json.count("stop"))
         case "Sequence": self = .sequence(try json.objects("decoders").map(Decoder.init(json:)))
         default: throw json.unsupported("decoder")
         }

@@ -71,6 +71,13 @@ struct JSONObject {
         return int
     }
 
+    /// A Rust `usize` field: a non-negative integer.
+    func count(_ key: String) throws -> Int {
+        let value = try int(key)
+        guard value >= 0 else { throw error("\(location(key)) must not be negative") }
+        return value
+    }
+
     func optionalDouble(_ key: String) throws -> Double? {
         guard let value = value(key) else { return nil }
         guard case .number(let number) = value else { throw error("\(location(key)) is not a number") }
