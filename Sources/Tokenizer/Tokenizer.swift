@@ -40,7 +40,7 @@ public final class Tokenizer: Sendable {
         decoder = try json.optionalObject("decoder").map(Decoder.init(json:))
         let added = json.value("added_tokens") == nil ? [] : try json.objects("added_tokens")
         addedVocabulary = try AddedVocabulary(json: added, model: model, normalizer: normalizer)
-        vocabularySize = max(model.tokens.count, (addedVocabulary.byID.keys.max() ?? -1) + 1)
+        vocabularySize = max(model.idLimit, (addedVocabulary.byID.keys.max() ?? -1) + 1)
     }
 
     /// The ids of `text`; with `addSpecialTokens` the post-processor's special tokens (e.g. BOS) are added.
@@ -64,7 +64,7 @@ public final class Tokenizer: Sendable {
             if let added = addedVocabulary.byID[id] {
                 return addedVocabulary.specialContents.contains(ExactString(added.content)) ? nil : added.content
             }
-            return model.tokens.indices.contains(id) ? model.tokens[id] : nil
+            return model.tokens[id]
         }
         guard let decoder else { return tokens.joined(separator: " ") }
         return decoder.decode(tokens).joined()
@@ -73,7 +73,7 @@ public final class Tokenizer: Sendable {
     /// The vocabulary entry for `id`, as stored (byte-level tokens in GPT-2's alphabet).
     public func tokenString(_ id: Int) -> String? {
         if let added = addedVocabulary.byID[id] { return added.content }
-        return model.tokens.indices.contains(id) ? model.tokens[id] : nil
+        return model.tokens[id]
     }
 
     private enum Encoded {
