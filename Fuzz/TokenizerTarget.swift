@@ -19,15 +19,17 @@ enum TokenizerTarget {
         let text = String(decoding: bytes[min(split + 1, bytes.count)...], as: UTF8.self)
         expectReported(file: file) {
             let tokenizer = try Tokenizer(data: json, file: file)
+            // Each text on its own: a refusal (TextLimits) must not hide the others.
             for text in texts + [text] {
-                let ids = tokenizer.encode(text)
-                _ = tokenizer.decode(ids)
-                _ = tokenizer.decode(tokenizer.encode(text, addSpecialTokens: false))
+                expectReported(file: file) {
+                    _ = try tokenizer.decode(try tokenizer.encode(text))
+                    _ = try tokenizer.decode(try tokenizer.encode(text, addSpecialTokens: false))
+                }
             }
             // Ids a caller may pass that the vocabulary does not hold.
             let size = tokenizer.vocabularySize
             let strayIDs = [-1, 0, 1, size - 1, size, Int.max, Int.min]
-            _ = tokenizer.decode(strayIDs)
+            expectReported(file: file) { _ = try tokenizer.decode(strayIDs) }
             for id in strayIDs { _ = tokenizer.tokenString(id) }
         }
     }

@@ -50,7 +50,7 @@ extension MoECompress {
                 inputIDs = try parseIDs(ids)
             } else {
                 tokenizer = try loaded.tokenizer()
-                inputIDs = tokenizer!.encode(text ?? "", addSpecialTokens: true)
+                inputIDs = try tokenizer!.encode(text ?? "", addSpecialTokens: true)
             }
             guard !inputIDs.isEmpty else { throw ValidationError("the input gives no tokens") }
             if tokenizer == nil { tokenizer = try? loaded.tokenizer() }
