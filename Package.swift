@@ -64,3 +64,11 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["CLI", "FixtureSupport"]),
     ]
 )
+
+// The libFuzzer harness over the readers of outside bytes (scripts/fuzz.sh). libFuzzer supplies
+// its `main`, so it links only with `--sanitize fuzzer`; other builds do not see it.
+if Context.environment["MOE_COMPRESS_FUZZ"] == "1" {
+    package.products.append(.executable(name: "moe-compress-fuzz", targets: ["Fuzz"]))
+    package.targets.append(.executableTarget(name: "Fuzz", dependencies: ["Architectures", "Checkpoint", "Tokenizer"], path: "Fuzz",
+                                             exclude: ["dictionaries", "lsan.supp"]))
+}

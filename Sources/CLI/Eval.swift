@@ -63,7 +63,7 @@ extension MoECompress {
             let loaded = try Model.open(path: model)
             let tokenizer = try loaded.tokenizer()
             let content = try readUTF8Text(text)
-            var ids = tokenizeShowingProgress(content, with: tokenizer)
+            var ids = try tokenizeShowingProgress(content, with: tokenizer)
             if let maxTokens { ids = Array(ids.prefix(maxTokens)) }
             guard ids.count >= 2 else {
                 throw ValidationError("\(text): the text gives \(ids.count) token(s); at least 2 are needed")
@@ -142,12 +142,12 @@ struct EvalReport: Encodable {
 
 /// Tokenizes the whole text (exact ids need it: a cut could change the tokens near it), saying on
 /// stderr what it is doing when the text is large enough to take seconds (~2 MB/s).
-private func tokenizeShowingProgress(_ content: String, with tokenizer: Tokenizer) -> [Int] {
+private func tokenizeShowingProgress(_ content: String, with tokenizer: Tokenizer) throws -> [Int] {
     let bytes = content.utf8.count
-    guard bytes >= 1 << 20 else { return tokenizer.encode(content, addSpecialTokens: true) }
+    guard bytes >= 1 << 20 else { return try tokenizer.encode(content, addSpecialTokens: true) }
     let started = Date()
     FileHandle.standardError.write(Data(String(format: "tokenizing %.1f MiB of text…\n", Double(bytes) / 1_048_576).utf8))
-    let ids = tokenizer.encode(content, addSpecialTokens: true)
+    let ids = try tokenizer.encode(content, addSpecialTokens: true)
     FileHandle.standardError.write(Data(String(format: "tokenized: %ld ids in %.1f s\n", ids.count, Date().timeIntervalSince(started)).utf8))
     return ids
 }

@@ -52,7 +52,7 @@ extension MoECompress {
                 tokenizer = try? loaded.tokenizer()  // only to show the tokens, when there is one
             } else {
                 let required = try loaded.tokenizer()
-                inputIDs = required.encode(text ?? "", addSpecialTokens: true)
+                inputIDs = try required.encode(text ?? "", addSpecialTokens: true)
                 tokenizer = required
             }
             guard !inputIDs.isEmpty else { throw ValidationError("the input gives no tokens") }

@@ -104,7 +104,7 @@ public struct CalibrationData: Sendable {
         let documents = (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? try jsonLinesTexts(text, path: path) : [text])
             .filter { !$0.allSatisfy(\.isWhitespace) }
         guard !documents.isEmpty else { throw CalibrationError("\(path): no text to calibrate on") }
-        return documents.flatMap { tokenizer.encode($0, addSpecialTokens: true) }
+        return try documents.flatMap { try tokenizer.encode($0, addSpecialTokens: true) }
     }
 
     /// The "text" field of every non-empty line.

@@ -25,7 +25,9 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         }
         config = try ModelConfig(contentsOf: configURL)
 
-        let shardNames = try Self.shardFileNames(in: directory)
+        let indexURL = directory.appendingPathComponent(Self.indexFileName)
+        let index = FileManager.default.fileExists(atPath: indexURL.path) ? try ShardIndex(contentsOf: indexURL) : nil
+        let shardNames = try index.map { try Self.shardFileNames(of: $0, in: directory) } ?? Self.shardFileNames(in: directory)
         shards = try shardNames.map { try SafetensorsFile(path: directory.appendingPathComponent($0).path) }
 
         var locations: [String: (shard: Int, info: TensorInfo)] = [:]
@@ -37,7 +39,7 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
                 locations[info.name] = (index, info)
             }
         }
-        try Self.checkIndex(in: directory, against: locations.mapValues { shardNames[$0.shard] })
+        try index?.check(storedIn: locations.mapValues { shardNames[$0.shard] })
         self.locations = locations
         tensorNames = locations.keys.sorted(by: Self.naturalOrder)
     }
@@ -143,47 +145,23 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         lhs.compare(rhs, options: [.numeric]) == .orderedAscending
     }
 
-    private static func shardFileNames(in directory: URL) throws -> [String] {
-        let indexURL = directory.appendingPathComponent(indexFileName)
-        if FileManager.default.fileExists(atPath: indexURL.path) {
-            let weightMap = try readWeightMap(indexURL)
-            let names = Array(Set(weightMap.values)).sorted(by: naturalOrder)
-            for name in names where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
-                throw CheckpointError(file: indexURL.path, "names shard '\(name)', which is missing")
-            }
-            return names
+    /// The shards the index names, each of which must exist.
+    private static func shardFileNames(of index: ShardIndex, in directory: URL) throws -> [String] {
+        let names = index.shardFileNames
+        for name in names where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+            throw CheckpointError(file: index.file, "names shard '\(name)', which is missing")
         }
+        return names
+    }
+
+    /// Without an index: every *.safetensors file in the directory.
+    private static func shardFileNames(in directory: URL) throws -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?
             .filter { $0.hasSuffix(".safetensors") }.sorted(by: naturalOrder) ?? []
         guard !names.isEmpty else {
             throw CheckpointError(file: directory.path, "no *.safetensors files (and no \(indexFileName))")
         }
         return names
-    }
-
-    private static func readWeightMap(_ indexURL: URL) throws -> [String: String] {
-        guard let data = try? Data(contentsOf: indexURL),
-              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CheckpointError(file: indexURL.path, "not a valid JSON object")
-        }
-        guard let map = object["weight_map"] as? [String: String] else {
-            throw CheckpointError(file: indexURL.path, "missing 'weight_map' of tensor name to shard file")
-        }
-        return map
-    }
-
-    private static func checkIndex(in directory: URL, against storedIn: [String: String]) throws {
-        let indexURL = directory.appendingPathComponent(indexFileName)
-        guard FileManager.default.fileExists(atPath: indexURL.path) else { return }
-        let weightMap = try readWeightMap(indexURL)
-        for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
-            guard let actual = storedIn[name] else {
-                throw CheckpointError(file: indexURL.path, "tensor '\(name)' is mapped to \(shard) but no shard stores it")
-            }
-            guard actual == shard else {
-                throw CheckpointError(file: indexURL.path, "tensor '\(name)' is mapped to \(shard) but stored in \(actual)")
-            }
-        }
     }
 }
 

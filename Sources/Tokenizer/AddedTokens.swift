@@ -79,7 +79,8 @@ struct AddedVocabulary: Sendable {
         for token in specialOrder + ordinary {
             let id = idByContent[ExactString(token.content)]!
             if token.normalized {
-                normalized.append((Array((normalizer?.apply(token.content) ?? token.content).utf8), id))
+                let content = try normalizer?.apply(token.content, maximumLength: TextLimits.maximumLength(forInputOf: token.content.utf8.count))
+                normalized.append((Array((content ?? token.content).utf8), id))
             } else {
                 raw.append((Array(token.content.utf8), id))
             }

@@ -3,8 +3,11 @@ import Synchronization
 /// tokenizer.json's BPE `model`: splits a word into characters, then applies merges lowest rank
 /// first (leftmost among equals), exactly as HF's `Word::merge_all` orders them.
 final class BPEModel: Sendable {
-    /// The vocabulary, by id (nil for ids it skips).
-    let tokens: [String?]
+    /// The vocabulary, by id. A dictionary, not an array: ids may have gaps, and an array as long
+    /// as a file's largest id (up to 2^31) would be an allocation the file alone decides.
+    let tokens: [Int: String]
+    /// Largest id + 1 (0 for an empty vocabulary).
+    let idLimit: Int
     let vocabulary: [ExactString: Int]
     /// Ids of single-character entries, so that splitting a word needs no string lookups.
     private let characterIDs: [Unicode.Scalar: Int32]
@@ -45,9 +48,11 @@ final class BPEModel: Sendable {
             let scalars = token.unicodeScalars
             if scalars.count == 1, let scalar = scalars.first { characterIDs[scalar] = Int32(id) }
         }
-        var tokens = [String?](repeating: nil, count: maxID + 1)
+        var tokens: [Int: String] = [:]
+        tokens.reserveCapacity(vocabulary.count)
         for (token, id) in vocabulary { tokens[id] = token.string }
         self.tokens = tokens
+        idLimit = maxID + 1
         self.vocabulary = vocabulary
         self.characterIDs = characterIDs
 

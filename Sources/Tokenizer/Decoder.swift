@@ -21,13 +21,14 @@ indirect enum Decoder: Sendable {
         case "ByteFallback": self = .byteFallback
         case "Fuse": self = .fuse
         case "Strip":
-            self = .strip(content: try json.character("content"), start: try json.int("start"), stop: try json.int("stop"))
+            self = .strip(content: try json.character("content"), start: try json.count("start"), stop: try json.count("stop"))
         case "Sequence": self = .sequence(try json.objects("decoders").map(Decoder.init(json:)))
         default: throw json.unsupported("decoder")
         }
     }
 
-    func decode(_ tokens: [String]) -> [String] {
+    /// The tokens' text, refused when it would pass `maximumLength` UTF-8 bytes in all.
+    func decode(_ tokens: [String], maximumLength: Int) throws(TextLimitExceeded) -> [String] {
         switch self {
         case .byteLevel:
             var bytes: [UInt8] = []
@@ -48,7 +49,15 @@ indirect enum Decoder: Sendable {
                 return String(scalars)
             }
         case .replace(let pattern, let content):
-            return tokens.map { pattern.replacingMatches(in: $0, with: content) }
+            var result: [String] = []
+            result.reserveCapacity(tokens.count)
+            var length = 0
+            for token in tokens {
+                let replaced = try pattern.replacingMatches(in: token, with: content, maximumLength: maximumLength - length)
+                length += replaced.utf8.count
+                result.append(replaced)
+            }
+            return result
         case .byteFallback:
             var result: [String] = []
             var pending: [UInt8] = []
@@ -82,7 +91,9 @@ indirect enum Decoder: Sendable {
                 return String(String.UnicodeScalarView(scalars.dropFirst(leading)))
             }
         case .sequence(let decoders):
-            return decoders.reduce(tokens) { $1.decode($0) }
+            var tokens = tokens
+            for decoder in decoders { tokens = try decoder.decode(tokens, maximumLength: maximumLength) }
+            return tokens
         }
     }
 

@@ -17,7 +17,8 @@ indirect enum Normalizer: Sendable {
         }
     }
 
-    func apply(_ text: String) -> String {
+    /// The normalized text, refused when it would pass `maximumLength` UTF-8 bytes.
+    func apply(_ text: String, maximumLength: Int) throws(TextLimitExceeded) -> String {
         switch self {
         case .nfc:
             // Nothing below U+0300 changes under NFC. Foundation's NFC on Linux fails to compose
@@ -32,11 +33,17 @@ indirect enum Normalizer: Sendable {
             }
             return String(result)
         case .prepend(let prefix):
-            return text.isEmpty ? text : prefix + text
+            guard !text.isEmpty else { return text }
+            guard text.utf8.count + prefix.utf8.count <= maximumLength else {
+                throw TextLimitExceeded(problem: "prepending '\(TextLimitExceeded.excerpt(prefix))' would make the text longer than \(maximumLength) bytes")
+            }
+            return prefix + text
         case .replace(let pattern, let content):
-            return pattern.replacingMatches(in: text, with: content)
+            return try pattern.replacingMatches(in: text, with: content, maximumLength: maximumLength)
         case .sequence(let normalizers):
-            return normalizers.reduce(text) { $1.apply($0) }
+            var text = text
+            for normalizer in normalizers { text = try normalizer.apply(text, maximumLength: maximumLength) }
+            return text
         }
     }
 }

@@ -53,29 +53,31 @@ indirect enum PreTokenizer: Sendable {
         pattern: #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#,
         options: [.anchorsMatchLines, .useUnixLineSeparators]))
 
-    func apply(_ segments: [Segment]) -> [Segment] {
+    func apply(_ segments: [Segment]) throws(TextLimitExceeded) -> [Segment] {
         switch self {
         case .sequence(let steps):
-            return steps.reduce(segments) { $1.apply($0) }
+            var segments = segments
+            for step in steps { segments = try step.apply(segments) }
+            return segments
         default:
             var result: [Segment] = []
             result.reserveCapacity(segments.count)
-            for segment in segments { apply(segment, into: &result) }
+            for segment in segments { try apply(segment, into: &result) }
             return result
         }
     }
 
-    private func apply(_ segment: Segment, into result: inout [Segment]) {
+    private func apply(_ segment: Segment, into result: inout [Segment]) throws(TextLimitExceeded) {
         switch self {
         case .split(let pattern, let behavior, let invert):
-            var spans = pattern.spans(in: segment.text, length: segment.text.utf16.count)
+            var spans = try pattern.spans(in: segment.text, length: segment.text.utf16.count)
             if invert { spans = spans.map { Span(range: $0.range, isMatch: !$0.isMatch) } }
             result.append(contentsOf: segment.split(spans, behavior))
         case .byteLevel(let addPrefixSpace, let useRegex):
             var segment = segment
             if addPrefixSpace && !segment.text.hasPrefix(" ") { segment.text = " " + segment.text }
             let words = useRegex
-                ? segment.split(Self.gpt2Words.spans(in: segment.text, length: segment.text.utf16.count), .isolated)
+                ? segment.split(try Self.gpt2Words.spans(in: segment.text, length: segment.text.utf16.count), .isolated)
                 : [segment]
             for word in words {
                 result.append(Segment(text: ByteLevelAlphabet.encode(word.text), startsInput: word.startsInput))
@@ -103,8 +105,8 @@ indirect enum PreTokenizer: Sendable {
                 }
             }
             result.append(contentsOf: segment.split(spans, individually ? .isolated : .contiguous))
-        case .sequence(let steps):
-            result.append(contentsOf: steps.reduce([segment]) { $1.apply($0) })
+        case .sequence:
+            result.append(contentsOf: try apply([segment]))
         }
     }
 }

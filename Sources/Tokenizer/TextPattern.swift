@@ -37,17 +37,9 @@ enum TextPattern: @unchecked Sendable {  // NSRegularExpression is immutable and
     }
 
     /// Spans of `text` (whose UTF-16 length is `length`), as HF's `Pattern::find_matches`.
-    func spans(in text: String, length: Int) -> [Span] {
+    func spans(in text: String, length: Int) throws(TextLimitExceeded) -> [Span] {
         guard length > 0 else { return [Span(range: 0..<0, isMatch: false)] }
-        let matches: [Range<Int>]
-        switch self {
-        case .literal(let literal):
-            matches = occurrences(of: Array(literal.utf16), in: Array(text.utf16))
-        case .regex(let regex):
-            matches = regex.matches(in: text, range: NSRange(location: 0, length: length)).map {
-                $0.range.location..<($0.range.location + $0.range.length)
-            }
-        }
+        let matches = try matches(in: text, length: length)
         var spans: [Span] = []
         spans.reserveCapacity(matches.count * 2 + 1)
         var previous = 0
@@ -60,27 +52,47 @@ enum TextPattern: @unchecked Sendable {  // NSRegularExpression is immutable and
         return spans
     }
 
-    /// `text` with every match replaced by `content`, taken literally.
-    func replacingMatches(in text: String, with content: String) -> String {
+    /// `text` with every match replaced by `content`, taken literally; refused when the result
+    /// could pass `maximumLength` UTF-8 bytes.
+    func replacingMatches(in text: String, with content: String, maximumLength: Int) throws(TextLimitExceeded) -> String {
+        let units = Array(text.utf16)
+        let matches = try matches(in: text, length: units.count)
+        guard !matches.isEmpty else { return text }
+        guard text.utf8.count + matches.count * content.utf8.count <= maximumLength else {
+            throw TextLimitExceeded(problem: "replacing \(matches.count) matches with '\(TextLimitExceeded.excerpt(content))' would make the text longer than \(maximumLength) bytes")
+        }
+        var result: [UInt16] = []
+        result.reserveCapacity(units.count)
+        var previous = 0
+        for match in matches {
+            result.append(contentsOf: units[previous..<match.lowerBound])
+            result.append(contentsOf: content.utf16)
+            previous = match.upperBound
+        }
+        result.append(contentsOf: units[previous...])
+        return String(decoding: result, as: UTF16.self)
+    }
+
+    /// The matches in UTF-16 offsets, left to right and not overlapping.
+    private func matches(in text: String, length: Int) throws(TextLimitExceeded) -> [Range<Int>] {
         switch self {
         case .literal(let literal):
-            let bytes = Array(text.utf8)
-            let found = occurrences(of: Array(literal.utf8), in: bytes)
-            guard !found.isEmpty else { return text }
-            var result: [UInt8] = []
-            result.reserveCapacity(bytes.count)
-            var previous = 0
-            for range in found {
-                result.append(contentsOf: bytes[previous..<range.lowerBound])
-                result.append(contentsOf: content.utf8)
-                previous = range.upperBound
-            }
-            result.append(contentsOf: bytes[previous...])
-            return String(decoding: result, as: UTF8.self)
+            return occurrences(of: Array(literal.utf16), in: Array(text.utf16))
         case .regex(let regex):
-            let length = text.utf16.count
-            return regex.stringByReplacingMatches(in: text, range: NSRange(location: 0, length: length),
-                                                  withTemplate: NSRegularExpression.escapedTemplate(for: content))
+            var matches: [Range<Int>] = []
+            var reports = 0
+            let allowed = TextLimits.regexProgressReports(forTextOf: length)
+            regex.enumerateMatches(in: text, options: .reportProgress, range: NSRange(location: 0, length: length)) { result, flags, stop in
+                if let range = result?.range { matches.append(range.location..<(range.location + range.length)) }
+                if flags.contains(.progress) {
+                    reports += 1
+                    if reports > allowed { stop.pointee = true }
+                }
+            }
+            guard reports <= allowed else {
+                throw TextLimitExceeded(problem: "regex '\(TextLimitExceeded.excerpt(regex.pattern))' backtracks without bound on a \(length)-character text")
+            }
+            return matches
         }
     }
 }

@@ -10,11 +10,25 @@ public final class Tokenizer: Sendable {
     private let addedVocabulary: AddedVocabulary
     private let postProcessor: PostProcessor?
     private let decoder: Decoder?
+    /// The tokenizer.json, for errors.
+    private let file: String
     /// Max id + 1 over the vocabulary and the added tokens.
     public let vocabularySize: Int
 
-    public init(contentsOf url: URL) throws {
-        let json = try JSONObject.load(contentsOf: url)
+    public convenience init(contentsOf url: URL) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw TokenizerError(file: url.path, "cannot be read (\(error.localizedDescription))")
+        }
+        try self.init(data: data, file: url.path)
+    }
+
+    /// Reads the bytes of a tokenizer.json; errors name it as `file`.
+    public init(data: Data, file: String) throws {
+        self.file = file
+        let json = try JSONObject.parse(data, file: file)
         if let version = try json.optionalString("version"), version != "1.0" {
             throw json.error("unsupported tokenizer.json version '\(version)'")
         }
@@ -28,14 +42,25 @@ public final class Tokenizer: Sendable {
         postProcessor = try json.optionalObject("post_processor").map(PostProcessor.init(json:))
         decoder = try json.optionalObject("decoder").map(Decoder.init(json:))
         let added = json.value("added_tokens") == nil ? [] : try json.objects("added_tokens")
-        addedVocabulary = try AddedVocabulary(json: added, model: model, normalizer: normalizer)
-        vocabularySize = max(model.tokens.count, (addedVocabulary.byID.keys.max() ?? -1) + 1)
+        do {
+            addedVocabulary = try AddedVocabulary(json: added, model: model, normalizer: normalizer)
+        } catch let failure as TextLimitExceeded {
+            throw json.error("added_tokens: normalizing a token: \(failure.problem)")
+        }
+        vocabularySize = max(model.idLimit, (addedVocabulary.byID.keys.max() ?? -1) + 1)
     }
 
-    /// The ids of `text`; with `addSpecialTokens` the post-processor's special tokens (e.g. BOS) are added.
-    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+    /// The ids of `text`; with `addSpecialTokens` the post-processor's special tokens (e.g. BOS) are
+    /// added. Fails only when the file's components would cost this text without bound (`TextLimits`).
+    public func encode(_ text: String, addSpecialTokens: Bool = true) throws(TokenizerError) -> [Int] {
+        let segments: [Encoded]
+        do {
+            segments = try self.segments(of: text)
+        } catch {
+            throw TokenizerError(file: file, "cannot encode a \(text.utf8.count)-byte text: \(error.problem)")
+        }
         var ids: [Int] = []
-        for segment in segments(of: text) {
+        for segment in segments {
             switch segment {
             case .added(let id):
                 ids.append(id)
@@ -47,22 +72,28 @@ public final class Tokenizer: Sendable {
         return postProcessor.apply(ids)
     }
 
-    /// The text of `ids`, skipping special tokens (HF's default) and ids it does not know.
-    public func decode(_ ids: [Int]) -> String {
+    /// The text of `ids`, skipping special tokens (HF's default) and ids it does not know. Fails
+    /// only when the file's decoder would make the text without bound (`TextLimits`).
+    public func decode(_ ids: [Int]) throws(TokenizerError) -> String {
         let tokens = ids.compactMap { id -> String? in
             if let added = addedVocabulary.byID[id] {
                 return addedVocabulary.specialContents.contains(ExactString(added.content)) ? nil : added.content
             }
-            return model.tokens.indices.contains(id) ? model.tokens[id] : nil
+            return model.tokens[id]
         }
         guard let decoder else { return tokens.joined(separator: " ") }
-        return decoder.decode(tokens).joined()
+        let length = tokens.reduce(0) { $0 + $1.utf8.count }
+        do {
+            return try decoder.decode(tokens, maximumLength: TextLimits.maximumLength(forInputOf: length)).joined()
+        } catch {
+            throw TokenizerError(file: file, "cannot decode \(ids.count) ids: \(error.problem)")
+        }
     }
 
     /// The vocabulary entry for `id`, as stored (byte-level tokens in GPT-2's alphabet).
     public func tokenString(_ id: Int) -> String? {
         if let added = addedVocabulary.byID[id] { return added.content }
-        return model.tokens.indices.contains(id) ? model.tokens[id] : nil
+        return model.tokens[id]
     }
 
     private enum Encoded {
@@ -72,7 +103,7 @@ public final class Tokenizer: Sendable {
 
     /// Added tokens found in the raw text, then in each normalized stretch between them; the
     /// remaining text pre-tokenized into words.
-    private func segments(of text: String) -> [Encoded] {
+    private func segments(of text: String) throws(TextLimitExceeded) -> [Encoded] {
         var result: [Encoded] = []
         let raw = Array(text.utf8)
         for split in addedVocabulary.split(raw, with: addedVocabulary.rawMatcher) {
@@ -81,7 +112,8 @@ public final class Tokenizer: Sendable {
                 continue
             }
             let stretch = String(decoding: raw[split.range], as: UTF8.self)
-            let normalized = Array((normalizer?.apply(stretch) ?? stretch).utf8)
+            let maximumLength = TextLimits.maximumLength(forInputOf: split.range.count)
+            let normalized = Array((try normalizer?.apply(stretch, maximumLength: maximumLength) ?? stretch).utf8)
             for inner in addedVocabulary.split(normalized, with: addedVocabulary.normalizedMatcher) {
                 if let id = inner.id {
                     result.append(.added(id))
@@ -89,7 +121,7 @@ public final class Tokenizer: Sendable {
                 }
                 let segment = Segment(text: String(decoding: normalized[inner.range], as: UTF8.self),
                                       startsInput: split.range.lowerBound == 0 && inner.range.lowerBound == 0)
-                result.append(.words(preTokenizer?.apply([segment]) ?? [segment]))
+                result.append(.words(try preTokenizer?.apply([segment]) ?? [segment]))
             }
         }
         return result

@@ -9,22 +9,16 @@ struct JSONObject {
     /// Where this object sits in the file, e.g. `pre_tokenizer.pretokenizers[1]`.
     let path: String
 
-    /// Parses a whole tokenizer.json.
-    static func load(contentsOf url: URL) throws -> JSONObject {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError(file: url.path, "cannot be read (\(error.localizedDescription))")
-        }
+    /// Parses the bytes of a whole tokenizer.json, `file`.
+    static func parse(_ data: Data, file: String) throws -> JSONObject {
         let parsed: JSONValue
         do {
             parsed = try JSONValue.parse([UInt8](data))
         } catch {
-            throw TokenizerError(file: url.path, "is not valid JSON (\(error.message))")
+            throw TokenizerError(file: file, "is not valid JSON (\(error.message))")
         }
-        guard case .object(let members) = parsed else { throw TokenizerError(file: url.path, "is not a JSON object") }
-        return JSONObject(members: members, file: url.path, path: "")
+        guard case .object(let members) = parsed else { throw TokenizerError(file: file, "is not a JSON object") }
+        return JSONObject(members: members, file: file, path: "")
     }
 
     func error(_ problem: String) -> TokenizerError {
@@ -75,6 +69,13 @@ struct JSONObject {
         guard let value = value(key) else { throw error("\(location(key)) is missing") }
         guard let int = value.intValue else { throw error("\(location(key)) is not an integer") }
         return int
+    }
+
+    /// A Rust `usize` field: a non-negative integer.
+    func count(_ key: String) throws -> Int {
+        let value = try int(key)
+        guard value >= 0 else { throw error("\(location(key)) must not be negative") }
+        return value
     }
 
     func optionalDouble(_ key: String) throws -> Double? {

@@ -29,6 +29,29 @@ struct CheckpointDirectoryTests {
         }
     }
 
+    /// A shard name is joined to the model directory; one that leaves it must be refused before
+    /// anything is opened (it used to open `../outside.safetensors` and report on that file).
+    @Test(arguments: ["../outside.safetensors", "/tmp/outside.safetensors", "sub/outside.safetensors", "..", ""])
+    func shardNameOutsideTheModelDirectory(_ shard: String) throws {
+        let model = try copyOfFixture("tiny-qwen2-moe")
+        let existing = try FileManager.default.contentsOfDirectory(atPath: model.path).filter { $0.hasSuffix(".safetensors") }.sorted()[0]
+        try FileManager.default.copyItem(at: model.appendingPathComponent(existing),
+                                         to: model.deletingLastPathComponent().appendingPathComponent("outside.safetensors"))
+        let indexURL = model.appendingPathComponent(Checkpoint.indexFileName)
+        var index = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: indexURL)) as? [String: Any])
+        var weightMap = try #require(index["weight_map"] as? [String: String])
+        weightMap["lm_head.weight"] = shard
+        index["weight_map"] = weightMap
+        try JSONSerialization.data(withJSONObject: index).write(to: indexURL)
+        #expect {
+            _ = try Checkpoint(directory: model)
+        } throws: { error in
+            let error = try #require(error as? CheckpointError)
+            return error.file == indexURL.path && error.problem.contains("shard name '\(shard)'")
+                && !error.description.contains("\n")
+        }
+    }
+
     @Test func missingConfig() throws {
         let model = try copyOfFixture("tiny-mixtral")
         try FileManager.default.removeItem(at: model.appendingPathComponent("config.json"))

@@ -26,8 +26,9 @@ struct SafetensorsValidationTests {
             Issue.record("expected an error containing '\(fragment)'")
         } catch let error as CheckpointError {
             #expect(error.file == path)
-            #expect(error.problem.contains(fragment), "got: \(error)")
-            #expect(!error.description.contains("\n"))
+            #expect(error.description.contains(fragment), "got: \(error)")
+            let lineBreaks = error.description.filter(\.isNewline)
+            #expect(lineBreaks.isEmpty, "got: \(error)")
         } catch {
             Issue.record("unexpected error type: \(error)")
         }
@@ -55,6 +56,12 @@ struct SafetensorsValidationTests {
 
     @Test func unknownDType() throws {
         expectError(try file(header: #"{"a":{"dtype":"F7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]), containing: "unknown dtype 'F7'")
+    }
+
+    @Test func nameWithALineBreakIsReportedOnOneLine() throws {
+        // expectError also checks that the report is one line.
+        expectError(try file(header: #"{"a\nb\r":{"dtype":"F7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]),
+                    containing: #"tensor 'a\nb\r': unknown dtype"#)
     }
 
     @Test func offsetsOutOfRange() throws {

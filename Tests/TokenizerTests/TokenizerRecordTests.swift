@@ -25,10 +25,10 @@ import Tokenizer
         #expect(!cases.isEmpty, "\(name) has no cases")
         for testCase in cases {
             let text = testCase["text"] as? String ?? ""
-            let plain = tokenizer.encode(text, addSpecialTokens: false)
+            let plain = try tokenizer.encode(text, addSpecialTokens: false)
             let expected = testCase.ints("ids")
             #expect(plain == expected, "\(name): \(text.debugDescription)\n  ours: \(plain)\n  HF:   \(expected)")
-            let special = tokenizer.encode(text, addSpecialTokens: true)
+            let special = try tokenizer.encode(text, addSpecialTokens: true)
             let expectedSpecial = testCase.ints("ids_with_special_tokens")
             #expect(special == expectedSpecial, "\(name) with special tokens: \(text.debugDescription)\n  ours: \(special)\n  HF:   \(expectedSpecial)")
         }
