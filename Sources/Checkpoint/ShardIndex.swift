@@ -25,11 +25,7 @@ public struct ShardIndex: Sendable, Equatable {
     }
 
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CheckpointError(file: url.path, "cannot read: \(error.localizedDescription)")
-        }
-        try self.init(data: data, file: url.path)
+        try self.init(data: try RegularFile.read(url.path), file: url.path)
     }
 
     /// The distinct shard files, in natural order (`…-00010-…` after `…-00009-…`).
@@ -37,9 +33,14 @@ public struct ShardIndex: Sendable, Equatable {
         Set(weightMap.values).sorted(by: Checkpoint.naturalOrder)
     }
 
-    /// Checks that every tensor the index names is stored in the shard it names; `storedIn` maps
-    /// each stored tensor to the shard file holding it.
+    /// Checks that the index and the shards agree both ways: every tensor it names is stored in
+    /// the shard it names, and every stored tensor is named (loaders that follow the index, as
+    /// transformers does, would silently leave an unlisted one out). `storedIn` maps each stored
+    /// tensor to the shard file holding it.
     public func check(storedIn: [String: String]) throws {
+        if let (name, shard) = storedIn.sorted(by: { $0.key < $1.key }).first(where: { weightMap[$0.key] == nil }) {
+            throw CheckpointError(file: file, "does not list tensor '\(name)', which \(shard) stores")
+        }
         for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
             guard let actual = storedIn[name] else {
                 throw CheckpointError(file: file, "tensor '\(name)' is mapped to \(shard) but no shard stores it")

@@ -74,6 +74,18 @@ extension BadInputTests {
         },
     ]
 
+    static let indexDamages: [Damage] = [
+        Damage(name: "an index that omits a stored tensor", model: "tiny-qwen2-moe", expected: "does not list tensor 'lm_head.weight'") { model in
+            let index = model.appendingPathComponent("model.safetensors.index.json")
+            var object = try JSONSerialization.jsonObject(with: Data(contentsOf: index)) as! [String: Any]
+            var map = object["weight_map"] as! [String: String]
+            map["lm_head.weight"] = nil
+            object["weight_map"] = map
+            try JSONSerialization.data(withJSONObject: object).write(to: index)
+            return index.path
+        },
+    ]
+
     static let fileKindDamages: [Damage] = [
         Damage(name: "config.json is a directory", model: "tiny-mixtral", expected: "is a directory, not a regular file") { model in
             let config = model.appendingPathComponent("config.json")

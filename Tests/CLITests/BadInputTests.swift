@@ -136,7 +136,7 @@ struct BadInputTests {
         #expect(result.stdout.isEmpty)
     }
 
-    @Test(arguments: damages + configDamages + fileKindDamages)
+    @Test(arguments: damages + configDamages + indexDamages + fileKindDamages)
     func damagedCheckpoint(_ damage: Damage) throws {
         let model = try Fixtures.temporaryDirectory().appendingPathComponent(damage.model)
         try FileManager.default.copyItem(at: Fixtures.url("Fixtures/models/\(damage.model)"), to: model)
