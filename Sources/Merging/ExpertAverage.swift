@@ -3,8 +3,9 @@ import Models
 import Synchronization
 
 /// Merged experts' weights as the usage-weighted average of their members' (HC-SMoE's and
-/// M-SMoE's `frequency`-weighted merge): W = Σ f_j W_j / Σ f_j, accumulated in Double and read
-/// member by member, so memory holds one projection of one expert at a time.
+/// M-SMoE's `frequency`-weighted merge): W = Σ f_j W_j / Σ f_j, accumulated in Double in member
+/// order with one division at the end (the reference's order, so float32 results agree to the
+/// bit), read member by member, so memory holds one projection of one expert at a time.
 final class ExpertAverage: TensorProducer, @unchecked Sendable {
     struct Member { let tensor: String; let weight: Double }
     private let source: TensorSource
@@ -19,13 +20,15 @@ final class ExpertAverage: TensorProducer, @unchecked Sendable {
     func define(_ name: String, members: [Member]) { recipes.withLock { $0[name] = members } }
 
     func produce(_ name: String, into destination: UnsafeMutablePointer<Float>) throws {
-        guard let members = recipes.withLock({ $0[name] }), let first = members.first,
+        guard let defined = recipes.withLock({ $0[name] }), let first = defined.first,
               let shape = source.descriptor(first.tensor)?.shape else {
             throw CheckpointError(file: name, "not a merged tensor")
         }
         let count = shape.reduce(1, *)
         var sums = [Double](repeating: 0, count: count)
         var total: Double = 0
+        // A cluster no calibration token reached is merged with equal weights.
+        let members = defined.allSatisfy({ $0.weight == 0 }) ? defined.map { Member(tensor: $0.tensor, weight: 1) } : defined
         for member in members {
             guard source.descriptor(member.tensor)?.shape == shape else {
                 throw CheckpointError(file: member.tensor, "has another shape than \(first.tensor), which it is merged with")

@@ -91,8 +91,25 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
             try base.readFloat32(of, into: destination)
         case .rows(let of, let rows):
             try gatherFloat32(of, rows: rows, into: destination)
-        case .produced(let producer, _, _):
+        case .produced(let producer, let dtype, let shape):
             try producer.produce(name, into: destination)
+            Self.roundToStored(destination, count: shape.reduce(1, *), dtype: dtype)
+        }
+    }
+
+    /// Produced values read as the stored dtype would give them back, so that computing with the
+    /// view and computing with the written checkpoint agree exactly.
+    private static func roundToStored(_ values: UnsafeMutablePointer<Float>, count: Int, dtype: DType) {
+        switch dtype {
+        case .bf16:
+            roundToBFloat16(values, count: count)
+        case .f16:
+            let halves = UnsafeMutablePointer<UInt16>.allocate(capacity: max(count, 1))
+            defer { halves.deallocate() }
+            convertFromFloat32(values, count: count, to: .f16, into: UnsafeMutableRawPointer(halves))
+            convertToFloat32(UnsafeRawPointer(halves), dtype: .f16, count: count, into: values)
+        default:
+            break
         }
     }
 
@@ -105,9 +122,10 @@ public final class DerivedTensorSource: TensorSource, @unchecked Sendable {
                 throw CheckpointError(file: name, "rows \(rows) are outside its \(selected.count) rows")
             }
             try gatherFloat32(of, rows: rows.map { selected[$0] }, into: destination)
-        case .produced(let producer, _, let shape):
+        case .produced(let producer, let dtype, let shape):
             let whole = FloatBuffer(uninitializedCount: shape.reduce(1, *))
             try producer.produce(name, into: whole.pointer)
+            Self.roundToStored(whole.pointer, count: whole.count, dtype: dtype)
             let width = shape.dropFirst().reduce(1, *)
             guard rows.allSatisfy({ (0..<(shape.first ?? 0)).contains($0) }) else {
                 throw CheckpointError(file: name, "rows \(rows) are outside its shape \(shape)")

@@ -1,5 +1,6 @@
 import FixtureSupport
 import Foundation
+import Inference
 import Merging
 import Models
 import Testing
@@ -48,5 +49,43 @@ struct MergeStageTests {
             let bad = MergePlan(layers: model.description.sparseLayers.map { MergePlan.Layer(layer: $0, clusters: clusters, usage: usage) })
             #expect(throws: MergingError.self) { _ = try MergeStage(plan: bad).run(model) }
         }
+    }
+}
+
+/// The merge of fixed clusters (average fusing, dominant router) against the same merge built
+/// in transformers (Fixtures/scripts/record_merge_reference.py): logits to 1e-3, top-k sets and
+/// perplexity on every family.
+struct MergeReferenceTests {
+    @Test(arguments: ["tiny-mixtral", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-olmoe"])
+    func matchesTransformersMerge(model name: String) throws {
+        let record = try Fixtures.record("merge-reference.json").object("models").object(name)
+        let model = try Model.open(Fixtures.url(record["model"] as? String ?? ""))
+        let plan = MergePlan(layers: record.objects("clusters").map { layer in
+            MergePlan.Layer(layer: layer.int("layer"),
+                            clusters: ((layer["clusters"] as? [[Any]]) ?? []).map { $0.map { ($0 as? NSNumber)?.intValue ?? -1 } },
+                            usage: layer.doubles("usage"))
+        })
+        for (layer, recorded) in zip(plan.layers, record.objects("clusters")) { #expect(layer.dominant == recorded.ints("dominant")) }
+        let merged = try MergeStage(plan: plan).run(model)
+        #expect(merged.config.json[record["expert_count_key"] as? String ?? ""]?.intValue == record.int("num_experts"))
+        let forward = ForwardPass(model: merged.description, source: merged.source)
+        for testCase in record.objects("forward") {
+            let ids = testCase.ints("input_ids")
+            let recorder = RoutingRecorder()
+            let states = try forward.hiddenStates(TokenBatch(sequences: [ids]), observer: recorder)
+            let logits = try forward.outputHead().logits(states.pointer, rows: ids.count).array
+            let expected = ((testCase["logits"] as? [[Any]]) ?? []).flatMap { $0.map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
+            let difference = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(logits.count == expected.count && difference <= 1e-3, "\(name): max |logit difference| \(difference)")
+            for routing in testCase.objects("routing") {
+                guard let trace = recorder.traces.first(where: { $0.layer == routing.int("layer") }) else { continue }
+                let k = trace.expertsPerToken
+                let theirs = ((routing["top_k_index"] as? [[Any]]) ?? []).map { Set($0.map { ($0 as? NSNumber)?.intValue ?? -1 }) }
+                #expect((0..<trace.tokenCount).map { Set(trace.selectedExperts[($0 * k)..<(($0 + 1) * k)]) } == theirs, "\(name) layer \(trace.layer)")
+            }
+        }
+        let reference = record.object("perplexity")
+        let result = try merged.perplexity(of: reference.ints("input_ids"), sequenceLength: reference.int("seq_len"), batchTokens: 40)
+        #expect(abs(result.perplexity - reference.double("perplexity")) / reference.double("perplexity") < 1e-4)
     }
 }
