@@ -98,6 +98,9 @@ public struct ModelDescription: Sendable {
         if let windowKey = attention.slidingWindowKey,
            try attention.slidingWindowEnabledKey.map({ try config.optionalBool($0) ?? false }) ?? true {
             slidingWindow = try config.optionalInt(windowKey)
+            if let window = slidingWindow, window < 1 {
+                throw config.error("'\(windowKey)' must be positive (it counts the keys a query sees), found \(window)")
+            }
         } else {
             slidingWindow = nil
         }

@@ -34,7 +34,7 @@ public final class ForwardPass {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
-            timings.measureAttention { attention.apply(normed: normed, batch: batch, residual: states) }
+            timings.measureAttention { attention.apply(normed: normed, batch: batch, residual: states, timings: timings) }
             source.release(attention.projectionNames)
 
             let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
