@@ -19,6 +19,10 @@ public struct CausalAttention: Sendable {
     /// Key positions per score GEMM.
     public let keyBlock: Int
 
+    /// The default blocks were measured on the issue-13 Mixtral layout (groups of 4 heads of
+    /// 128, seq-len 2048, 2 threads): query blocks of 32–128 with key blocks of 128–512 were
+    /// within noise of each other (0.23–0.26 s of kernel time); one item at a time with
+    /// two-threaded GEMMs took 0.33 s.
     public init(heads: Int, keyValueHeads: Int, headDim: Int, window: Int? = nil,
                 queryBlock: Int = 64, keyBlock: Int = 256) {
         self.heads = heads
