@@ -388,6 +388,7 @@ def transformers_main(argv: list[str]) -> None:
     parser.add_argument("--batch-tokens", type=int, required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument("--attn-implementation", choices=["eager", "sdpa"], default="eager")
     args = parser.parse_args(argv)
 
     import torch
@@ -399,7 +400,7 @@ def transformers_main(argv: list[str]) -> None:
     load_started = time.perf_counter()
     # `dtype` is the current name of from_pretrained's `torch_dtype` (deprecated in 4.56+).
     model, info = AutoModelForCausalLM.from_pretrained(
-        args.model, dtype=getattr(torch, args.dtype), attn_implementation="eager",
+        args.model, dtype=getattr(torch, args.dtype), attn_implementation=args.attn_implementation,
         low_cpu_mem_usage=True, output_loading_info=True)
     model.eval()
     load_seconds = time.perf_counter() - load_started

@@ -1,8 +1,10 @@
 """Reference values for moe-compress's small math functions, recorded from torch/numpy/transformers.
 
-Run from the repository root:  python3 Fixtures/scripts/make_math_records.py
-Writes Fixtures/records/math.json. Every expected number in the Swift unit tests comes from here.
+Run from the repository root:  python3 Fixtures/scripts/make_math_records.py [math] [attention]
+Writes Fixtures/records/math.json and Fixtures/records/attention.json (both when none is named).
+Every expected number in the Swift unit tests comes from here.
 """
+import argparse
 import json
 import math
 
@@ -13,6 +15,7 @@ from transformers.models.mixtral.configuration_mixtral import MixtralConfig
 from transformers.models.mixtral.modeling_mixtral import MixtralRotaryEmbedding, apply_rotary_pos_emb
 
 OUT = "Fixtures/records/math.json"
+ATTENTION_OUT = "Fixtures/records/attention.json"
 
 
 def floats(tensor):
@@ -90,7 +93,42 @@ def bf16_linear_case(rng, tokens):
             "output": floats(exact)}
 
 
-def main():
+def attention_case(rng, heads, kv_heads, head_dim, lengths, window):
+    """Causal grouped-query attention over independent sequences packed one after another, by
+    torch's scaled_dot_product_attention in float64 on float32 inputs. Key j is visible to query
+    i iff j <= i and (without a window, or) i - j < window, as transformers' sliding-window mask."""
+    tokens = sum(lengths)
+    q = torch.tensor(rng.normal(size=(tokens, heads, head_dim)) * 2, dtype=torch.float32)
+    k = torch.tensor(rng.normal(size=(tokens, kv_heads, head_dim)) * 2, dtype=torch.float32)
+    v = torch.tensor(rng.normal(size=(tokens, kv_heads, head_dim)), dtype=torch.float32)
+    outputs = []
+    start = 0
+    for length in lengths:
+        rows = slice(start, start + length)
+        i = torch.arange(length)[:, None]
+        j = torch.arange(length)[None, :]
+        visible = (j <= i) if window is None else (j <= i) & (i - j < window)
+        # [position][head][dim] -> [1][head][position][dim]
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q[rows].transpose(0, 1)[None].double(), k[rows].transpose(0, 1)[None].double(),
+            v[rows].transpose(0, 1)[None].double(), attn_mask=visible, enable_gqa=True)
+        outputs.append(out[0].transpose(0, 1))
+        start += length
+    return {"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "lengths": lengths, "window": window,
+            "q": floats(q), "k": floats(k), "v": floats(v), "output": floats(torch.cat(outputs))}
+
+
+def attention_record():
+    rng = np.random.default_rng(20261202)
+    return {
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+        "cases": [attention_case(rng, heads=4, kv_heads=2, head_dim=16, lengths=[37, 70], window=None),
+                  attention_case(rng, heads=4, kv_heads=1, head_dim=8, lengths=[90], window=13),
+                  attention_case(rng, heads=3, kv_heads=3, head_dim=8, lengths=[1, 29], window=40)],
+    }
+
+
+def math_record():
     rng = np.random.default_rng(20261123)
     record = {
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__},
@@ -103,9 +141,18 @@ def main():
         "linear": [linear_case(rng, 1), linear_case(rng, 4)],
         "bf16_linear": [bf16_linear_case(rng, 1), bf16_linear_case(rng, 37)],
     }
-    with open(OUT, "w") as f:
-        json.dump(record, f, separators=(",", ":"))
-    print(f"wrote {OUT}")
+    return record
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", nargs="*", choices=["math", "attention"], help="which records to write (default: all)")
+    chosen = parser.parse_args().records or ["math", "attention"]
+    for name, path, make in [("math", OUT, math_record), ("attention", ATTENTION_OUT, attention_record)]:
+        if name in chosen:
+            with open(path, "w") as f:
+                json.dump(make(), f, separators=(",", ":"))
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

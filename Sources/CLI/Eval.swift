@@ -106,6 +106,8 @@ struct EvalReport: Encodable {
     let expertMatmulSeconds: Double
     let expertMatmulGFLOPS: Double
     let attentionSeconds: Double
+    let attentionKernelSeconds: Double
+    let attentionKernelGFLOPS: Double
 
     init(model: String, text: String, compute: ComputePrecision, result: PerplexityResult, timings: ForwardTimings) {
         self.model = model
@@ -127,6 +129,8 @@ struct EvalReport: Encodable {
         expertMatmulSeconds = timings.expertMatmulSeconds
         expertMatmulGFLOPS = timings.expertMatmulGFLOPS
         attentionSeconds = timings.attentionSeconds
+        attentionKernelSeconds = timings.attentionKernelSeconds
+        attentionKernelGFLOPS = timings.attentionKernelGFLOPS
     }
 
     enum CodingKeys: String, CodingKey {
@@ -137,6 +141,7 @@ struct EvalReport: Encodable {
         case tokensPerSecond = "tokens_per_second", blasCore = "blas_core", blasThreads = "blas_threads"
         case weightSeconds = "weight_seconds", expertMatmulSeconds = "expert_matmul_seconds"
         case expertMatmulGFLOPS = "expert_matmul_gflops", attentionSeconds = "attention_seconds"
+        case attentionKernelSeconds = "attention_kernel_seconds", attentionKernelGFLOPS = "attention_kernel_gflops"
     }
 }
 

@@ -30,7 +30,7 @@ struct Attention {
     }
 
     /// Adds the attention output for `normed` (the input-normalised hidden states) to `residual`.
-    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer) throws {
+    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer, timings: ForwardTimings) throws {
         let tokens = batch.tokenCount
         let headDim = model.headDim
         let queryWidth = model.attentionHeads * headDim
@@ -63,39 +63,14 @@ struct Attention {
         }
 
         let context = FloatBuffer(uninitializedCount: tokens * queryWidth)
-        for (sequence, start) in zip(batch.sequences, batch.offsets) {
-            try attendWithinSequence(length: sequence.count, start: start, q: q, k: k, v: v, into: context)
+        let kernel = CausalAttention(heads: model.attentionHeads, keyValueHeads: model.keyValueHeads,
+                                     headDim: headDim, window: model.slidingWindow)
+        let sequences = zip(batch.offsets, batch.sequences).map { $0..<($0 + $1.count) }
+        try timings.measureAttentionKernel(flops: kernel.flops(sequences: sequences)) {
+            try kernel.apply(q: q.pointer, k: k.pointer, v: v.pointer, sequences: sequences, into: context.pointer, threads: BLAS.threads)
         }
         let projected = FloatBuffer(uninitializedCount: tokens * model.hiddenSize)
         try output.apply(context.pointer, tokens: tokens, into: projected.pointer)
         for index in 0..<residual.count { residual[index] += projected[index] }
-    }
-
-    /// Causal (optionally sliding-window) softmax attention for one sequence, every head.
-    private func attendWithinSequence(length: Int, start: Int, q: FloatBuffer, k: FloatBuffer, v: FloatBuffer, into context: FloatBuffer) throws {
-        let headDim = model.headDim
-        let queryWidth = model.attentionHeads * headDim
-        let keyValueWidth = model.keyValueHeads * headDim
-        let groupSize = model.attentionHeads / model.keyValueHeads
-        let scale = 1 / Float(headDim).squareRoot()
-        let scores = FloatBuffer(uninitializedCount: length * length)
-        for head in 0..<model.attentionHeads {
-            let kvHead = head / groupSize
-            let qBase = q.pointer + start * queryWidth + head * headDim
-            let kBase = k.pointer + start * keyValueWidth + kvHead * headDim
-            let vBase = v.pointer + start * keyValueWidth + kvHead * headDim
-            try gemm(m: length, n: length, k: headDim, alpha: scale, a: qBase, lda: queryWidth,
-                 b: kBase, ldb: keyValueWidth, transposeB: true, c: scores.pointer, ldc: length)
-            for row in 0..<length {
-                let rowScores = scores.pointer + row * length
-                // Keys visible to this query: not in the future, and within the sliding window.
-                let first = model.slidingWindow.map { max(0, row - $0 + 1) } ?? 0
-                for column in 0..<first { rowScores[column] = 0 }
-                softmaxInPlace(rowScores + first, count: row + 1 - first)
-                for column in (row + 1)..<length { rowScores[column] = 0 }
-            }
-            try gemm(m: length, n: headDim, k: length, a: scores.pointer, lda: length,
-                 b: vBase, ldb: keyValueWidth, c: context.pointer + start * queryWidth + head * headDim, ldc: queryWidth)
-        }
     }
 }

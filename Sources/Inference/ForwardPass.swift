@@ -42,7 +42,7 @@ public final class ForwardPass {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
-            try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states) }
+            try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states, timings: timings) }
             source.release(attention.projectionNames)
             try checkFinite(states, after: "layer \(layer)'s attention")
 

@@ -7,13 +7,22 @@ public final class ForwardTimings: @unchecked Sendable {
     public private(set) var weightSeconds: Double = 0
     public private(set) var expertMatmulSeconds: Double = 0
     public private(set) var expertMatmulFLOPs: Double = 0
-    /// Attention compute (projections, RoPE, scores), without reading its weights.
+    /// Attention compute (projections, q/k norms, RoPE, the kernel, output projection), without
+    /// reading its weights.
     public private(set) var attentionSeconds: Double = 0
+    /// The part of `attentionSeconds` in the attention kernel (scores, softmax, P·V), with the
+    /// FLOPs of the visible (query, key) pairs.
+    public private(set) var attentionKernelSeconds: Double = 0
+    public private(set) var attentionKernelFLOPs: Double = 0
 
     public init() {}
 
     public var expertMatmulGFLOPS: Double {
         expertMatmulSeconds > 0 ? expertMatmulFLOPs / expertMatmulSeconds / 1e9 : 0
+    }
+
+    public var attentionKernelGFLOPS: Double {
+        attentionKernelSeconds > 0 ? attentionKernelFLOPs / attentionKernelSeconds / 1e9 : 0
     }
 
     func measureWeights<T>(_ body: () throws -> T) rethrows -> T {
@@ -25,6 +34,15 @@ public final class ForwardTimings: @unchecked Sendable {
     func measureAttention(_ body: () throws -> Void) rethrows {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { attentionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try body()
+    }
+
+    func measureAttentionKernel(flops: Double, _ body: () throws -> Void) rethrows {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            attentionKernelSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            attentionKernelFLOPs += flops
+        }
         try body()
     }
 

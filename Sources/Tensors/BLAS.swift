@@ -18,6 +18,16 @@ public enum BLAS {
             cm_set_threads(Int32(newValue))
         }
     }
+
+    /// Runs `body` with oneDNN's matrix products single-threaded on the calling thread, for work
+    /// that is already split across the cores (one level of parallelism). oneDNN's thread count
+    /// is OpenMP's, which is a per-thread setting, so other threads are not affected.
+    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = cm_threads()
+        cm_set_threads(1)
+        defer { cm_set_threads(previous) }
+        return try body()
+    }
 }
 
 /// `C = alpha * op(A) * op(B) + beta * C`, row-major, with explicit leading dimensions so that

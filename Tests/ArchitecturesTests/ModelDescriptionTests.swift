@@ -25,6 +25,14 @@ struct ModelDescriptionTests {
         #expect { _ = try ModelDescription(config: config, spec: .mixtral) } throws: { "\($0)".contains("missing required key 'hidden_size'") }
     }
 
+    /// A window that lets a query see no key (not even itself) is an invalid config, not a NaN.
+    @Test func nonPositiveSlidingWindow() throws {
+        let config = try config("tiny-mixtral") { $0["sliding_window"] = .int(0) }
+        #expect { _ = try ModelDescription(config: config, spec: .mixtral) } throws: { "\($0)".contains("'sliding_window' must be a positive number of tokens") }
+        let disabled = try self.config("tiny-qwen2-moe") { $0["sliding_window"] = .int(0) }
+        #expect(try ModelDescription(config: disabled, spec: .qwen2MoE).slidingWindow == nil, "use_sliding_window is false")
+    }
+
     @Test func configDisagreeingWithTensorShapes() throws {
         let checkpoint = try Checkpoint(directory: Fixtures.url("Fixtures/models/tiny-mixtral"))
         let experts = try checkpoint.config.int("num_local_experts")

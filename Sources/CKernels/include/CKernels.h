@@ -33,6 +33,14 @@ void ck_swiglu_stacked(const float *stacked, size_t rows, size_t width, float *o
 void ck_softmax(float *x, size_t count);
 /// log(sum(exp(x))) with the max subtracted first and the sum accumulated in double.
 double ck_logsumexp(const float *x, size_t count);
+/// One key block of a streaming (online) softmax over a row of attention scores. Columns outside
+/// [begin, end) are masked and set to 0; the visible ones become exp(score - m), where m is the
+/// larger of *running_max and their max. Then *running_sum = *running_sum * r + their sum and
+/// *running_max = m, with r = exp(old *running_max - m), which is returned: the factor by which
+/// the caller rescales the row's output accumulated so far (1 when nothing is visible). Start a
+/// row with *running_max = -INFINITY, *running_sum = 0. Vectorised exp at CK_ISA_AVX2 and above.
+float ck_online_softmax_step(float *scores, size_t count, size_t begin, size_t end,
+                             float *running_max, float *running_sum);
 
 /// Index of the first NaN or infinity among `count` floats, or `count` when all are finite.
 /// Plain C on the bit patterns: the compiler vectorises it for any x86-64.
