@@ -1,6 +1,7 @@
 import Calibration
 import FixtureSupport
 import Foundation
+import Inference
 import Models
 import Testing
 
@@ -63,5 +64,21 @@ struct StatisticsReferenceTests {
         #expect(read.provenance == statistics.provenance)
         #expect(read.layers == statistics.layers)
         try read.check(against: model, file: file.path)
+    }
+}
+
+/// An expert no token reaches has zero counts and sums and a zero REAP score, never NaN, and the
+/// file stores it.
+struct UnusedExpertTests {
+    @Test func unusedExpertGivesZerosNotNaN() throws {
+        let model = try Model.open(Fixtures.url("Fixtures/models/tiny-mixtral"))
+        let collector = StatisticsCollector(model: model.description)
+        let forward = ForwardPass(model: model.description, source: model.source, maskedExperts: [0: [3], 1: [3]])
+        _ = try forward.hiddenStates(TokenBatch(sequences: [Array(1..<40)]), observer: collector)
+        for layer in collector.layers.values {
+            #expect(layer[.counts][3] == 0 && layer.reap[3] == 0 && layer.meanOutputNorm[3] == 0 && layer[.easyEP][3] == 0)
+            #expect(layer.measures.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+            #expect(layer.reap.allSatisfy(\.isFinite) && layer.inputSquareSum.allSatisfy(\.isFinite))
+        }
     }
 }
