@@ -69,6 +69,10 @@ public struct ModelDescription: Sendable {
 
         hiddenSize = try positive(try required(keys.hiddenSize), keys.hiddenSize)
         layerCount = try positive(try required(keys.layerCount), keys.layerCount)
+        // Per-layer tables are built before the tensors are checked, so the count is bounded first.
+        guard layerCount <= Self.maximumLayerCount else {
+            throw config.error("'\(keys.layerCount[0])' is implausibly large: \(layerCount) (at most \(Self.maximumLayerCount))")
+        }
         vocabularySize = try positive(try required(keys.vocabularySize), keys.vocabularySize)
         attentionHeads = try positive(try required(keys.attentionHeads), keys.attentionHeads)
         keyValueHeads = try positive(try optional(keys.keyValueHeads) ?? attentionHeads, keys.keyValueHeads)
@@ -160,6 +164,9 @@ public struct ModelDescription: Sendable {
     /// family's scalar key (e.g. `num_local_experts_per_layer`): one count per decoder layer, 0
     /// for dense layers; the scalar then holds the largest (docs/pruning.md).
     public static let perLayerSuffix = "_per_layer"
+
+    /// More decoder layers than any model has (the largest have ~100).
+    public static let maximumLayerCount = 1 << 16
 
     /// The per-layer expert counts when config.json has the list (nil: every sparse layer has the scalar's).
     private static func expertsPerLayer(_ config: ModelConfig, keys: ConfigKeys, sparse: [Bool], scalar: Int,

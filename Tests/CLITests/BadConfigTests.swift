@@ -45,6 +45,9 @@ extension BadInputTests {
         Damage(name: "negative clip_qkv", model: "tiny-olmoe", expected: "'clip_qkv' must be a positive number, found -2.5") { model in
             try editConfig(model) { $0["clip_qkv"] = -2.5 }
         },
+        Damage(name: "implausibly many layers", model: "tiny-mixtral", expected: "'num_hidden_layers' is implausibly large: 2147483647") { model in
+            try editConfig(model) { $0["num_hidden_layers"] = Int(Int32.max) }
+        },
         Damage(name: "implausibly large hidden_size", model: "tiny-mixtral", expected: "'hidden_size' is implausibly large") { model in
             try editConfig(model) { $0["hidden_size"] = 1 << 40 }
         },
