@@ -13,3 +13,8 @@ echo "== tests, at most AVX2 (no AVX-512, no native bf16 matrix product)"
 ONEDNN_MAX_CPU_ISA=AVX2 MOE_COMPRESS_MAX_ISA=avx2 swift test --skip-build
 echo "== tests, portable C kernels, oneDNN at SSE4.1"
 ONEDNN_MAX_CPU_ISA=SSE41 MOE_COMPRESS_MAX_ISA=scalar swift test --skip-build
+echo "== fuzzing smoke"
+# Fuzzing smoke: each reader of outside bytes for 20000 inputs under libFuzzer + AddressSanitizer
+# (its own build in .build-fuzz; about a minute in all). The seed is fixed, so in a fresh clone, as
+# CI runs it, every run tries the same inputs. The long run: docs/fuzzing.md.
+FUZZ_FLAGS=-seed=1 scripts/fuzz.sh all 20000

@@ -23,6 +23,11 @@ extension Checkpoint {
                 throw CheckpointError(file: location(of: gateUpName)?.file.path ?? directory.path, "fused experts of layer \(layer) disagree: '\(gateUpName)' \(gateUp.shape), '\(downName)' \(down.shape) (expected [E, 2I, H] and [E, H, I])")
             }
             let (experts, width, hidden) = (gateUp.shape[0], down.shape[2], down.shape[1])
+            // Empty expert matrices would let a zero-byte tensor declare any number of experts
+            // (and so any number of views); with bytes behind them, the count is bounded by the file.
+            guard width > 0, hidden > 0 else {
+                throw CheckpointError(file: location(of: gateUpName)?.file.path ?? directory.path, "fused experts of layer \(layer) are empty: '\(gateUpName)' \(gateUp.shape)")
+            }
             for expert in 0..<experts {
                 let first = expert * 2 * width * hidden
                 views.append(TensorView(name: names.expertGate.filled(layer: layer, expert: expert), stored: gateUpName,

@@ -17,6 +17,11 @@ public struct ModelConfig: Sendable, Equatable {
             throw CheckpointError(file: url.path, "not valid JSON")
         }
         guard case .object = value else { throw CheckpointError(file: url.path, "expected a JSON object") }
+        // JSONDecoder keeps the first of two equal keys and Python (transformers) the last, so a
+        // repeated key would be read differently here and there.
+        if let duplicate = JSONKeys.firstDuplicateTopLevelKey(in: data) {
+            throw CheckpointError(file: url.path, "names key '\(duplicate)' twice")
+        }
         self.init(path: url.path, json: value)
     }
 

@@ -48,6 +48,13 @@ extension BadInputTests {
         Damage(name: "implausibly many layers", model: "tiny-mixtral", expected: "'num_hidden_layers' is implausibly large: 2147483647") { model in
             try editConfig(model) { $0["num_hidden_layers"] = Int(Int32.max) }
         },
+        Damage(name: "a key named twice in config.json", model: "tiny-mixtral", expected: "names key 'num_hidden_layers' twice") { model in
+            let url = model.appendingPathComponent("config.json")
+            var text = try String(contentsOf: url, encoding: .utf8)
+            text = text.replacingOccurrences(of: "{", with: "{\"num_hidden_layers\": 3, ", options: [], range: text.range(of: "{"))
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        },
         Damage(name: "implausibly large hidden_size", model: "tiny-mixtral", expected: "'hidden_size' is implausibly large") { model in
             try editConfig(model) { $0["hidden_size"] = 1 << 40 }
         },
