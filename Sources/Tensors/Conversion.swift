@@ -44,6 +44,7 @@ private func convertChunkToFloat32(_ source: UnsafeRawPointer, dtype: DType, cou
     case .i64: widen(source, Int64.self, count, destination)
     case .u64: widen(source, UInt64.self, count, destination)
     case .bool, .f8e4m3, .f8e5m2:
+        // Invariant: every reader checks DType.convertsToFloat and throws a CheckpointError first.
         preconditionFailure("\(dtype.rawValue) has no Float32 conversion; check DType.convertsToFloat first")
     }
 }
@@ -58,6 +59,7 @@ public func convertFromFloat32(_ source: UnsafePointer<Float>, count: Int, to dt
     case .f16:
         ck_f32_to_f16(source, destination.assumingMemoryBound(to: UInt16.self), count)
     default:
+        // Invariant: the writer and produced tensors accept only f32, f16 and bf16 (and throw otherwise).
         preconditionFailure("writing \(dtype.rawValue) from Float32 is not supported")
     }
 }

@@ -7,6 +7,8 @@ public struct Tensor: Sendable, Equatable {
     public var scalars: [Float]
 
     public init(shape: [Int], scalars: [Float]) {
+        // A programming invariant, not input: every caller builds `scalars` from `shape` (readers
+        // size it from a validated descriptor).
         precondition(shape.reduce(1, *) == scalars.count, "shape \(shape) does not match \(scalars.count) scalars")
         self.shape = shape
         self.scalars = scalars
