@@ -84,8 +84,9 @@ struct CalibrationOptions: ParsableArguments {
         return try CalibrationData(sources: specs, tokenizer: model.tokenizer(), sequenceLength: seqLen, samples: samples, seed: seed)
     }
 
-    func measure(_ model: Model, name: String, precision: ComputePrecision) throws -> RouterStatistics {
-        let data = try data(for: model)
+    /// `data`: windows already drawn (a stage that also needs the tokens); drawn here otherwise.
+    func measure(_ model: Model, name: String, precision: ComputePrecision, data: CalibrationData? = nil) throws -> RouterStatistics {
+        let data = try data ?? self.data(for: model)
         let bar = ProgressBar(label: "calibrate")
         return try Calibrator(precision: precision, batchTokens: batchTokens)
             .statistics(of: model, data: data, modelName: name) { bar.update(done: $0, total: $1) }

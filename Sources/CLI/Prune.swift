@@ -140,11 +140,13 @@ extension MoECompress {
             let input = try Model.open(path: model)
             let heldOut = try evaluation.ids(for: input)
             let statistics: RouterStatistics
+            // Windows drawn here are tokenized once, for the statistics and for enumeration.
+            let drawn = try stats == nil ? calibration.data(for: input) : nil
             if let stats {
                 statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
                 try statistics.check(against: input, file: stats)
             } else {
-                statistics = try calibration.measure(input, name: model, precision: computeOptions.compute)
+                statistics = try calibration.measure(input, name: model, precision: computeOptions.compute, data: drawn)
             }
             let protected = protectSuperExperts ? SuperExperts.find(in: statistics.layers) : [:]
             let stage: PruneStage
@@ -154,7 +156,7 @@ extension MoECompress {
             case .score(let method):
                 stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input, protecting: protected)
             case .enumerate:
-                let data = try stats == nil ? calibration.data(for: input) : CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
+                let data = try drawn ?? CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
                 stage = try PruneStage(enumerating: input, keep: try keepCount(input), data: data, tokenBudget: enumerateTokens,
                                        precision: computeOptions.compute)
             }
