@@ -41,11 +41,11 @@ let package = Package(
                 resources: [.embedInCode("Resources/modeling_moe_compress.py")]),
         // The pure math expert merging needs: hierarchical clustering, linear assignment, k-means,
         // truncated SVD (LAPACK's gesdd).
-        .target(name: "Merging", dependencies: ["Models", "Architectures", "Checkpoint", "CLinearAlgebra"], path: "Sources/Merging"),
+        .target(name: "Merging", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
+                "Pruning", "Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Checkpoint", "Tensors", "FixtureSupport"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
-        .testTarget(name: "MergingTests", dependencies: ["Merging", "Models", "Inference", "FixtureSupport"], path: "Tests/MergingTests"),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"], path: "Tests/MergingTests"),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "FixtureSupport"]),
     ]

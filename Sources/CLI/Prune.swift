@@ -181,7 +181,7 @@ extension MoECompress {
                                      statistics: statistics.provenance, perplexity: comparison)
             let bar = ProgressBar(label: "write")
             try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: force,
-                                  additionalFiles: ["prune-report.json": try report.json()]) { bar.update(done: $0, total: $1) }
+                                  additionalFiles: { ["prune-report.json": try report.json()] }) { bar.update(done: $0, total: $1) }
             let kept = stage.plan.layers.map { String($0.kept.count) }
             print("wrote \(output): \(Set(kept).count == 1 ? kept[0] : kept.joined(separator: ", ")) experts per MoE layer (method \(method.name), \(budget.rawValue) budget)")
             if let comparison {

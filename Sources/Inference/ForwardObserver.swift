@@ -46,6 +46,9 @@ public struct MoEBlockActivations {
 /// valid only during the call.
 public protocol ForwardObserver: AnyObject {
     var wantsExpertActivations: Bool { get }
+    /// Whether `observe(block:)` is wanted without the per-expert activations (it is always
+    /// delivered to observers that want those).
+    var wantsBlockActivations: Bool { get }
     func observe(routing: RoutingTrace)
     func observe(expert: ExpertActivations)
     /// After every routed expert of the layer has run, before the shared expert is added.
@@ -54,6 +57,7 @@ public protocol ForwardObserver: AnyObject {
 
 extension ForwardObserver {
     public var wantsExpertActivations: Bool { false }
+    public var wantsBlockActivations: Bool { false }
     public func observe(expert: ExpertActivations) {}
     public func observe(block: MoEBlockActivations) {}
 }

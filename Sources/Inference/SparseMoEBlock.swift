@@ -43,7 +43,7 @@ struct SparseMoEBlock {
         observer?.observe(routing: routing.trace)
         let combined = FloatBuffer(count: tokens * model.hiddenSize)
         try addRoutedExperts(routing, normed: normed, into: combined, source: source, observer: observer, timings: timings)
-        if let observer, observer.wantsExpertActivations {
+        if let observer, observer.wantsExpertActivations || observer.wantsBlockActivations {
             observer.observe(block: MoEBlockActivations(
                 layer: layer, input: UnsafeBufferPointer(start: normed.pointer, count: normed.count), residual: UnsafeBufferPointer(start: residual.pointer, count: residual.count),
                 routedOutput: UnsafeBufferPointer(start: combined.pointer, count: combined.count)))

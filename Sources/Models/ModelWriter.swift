@@ -7,8 +7,10 @@ import Foundation
 /// into place only when complete (CheckpointWriter).
 public enum ModelWriter {
     /// The model's own `files` and `additionalFiles` (a stage's report) go into the directory
-    /// before it is moved into place.
-    public static func write(_ model: Model, to destination: URL, overwrite: Bool = false, additionalFiles: [String: Data] = [:],
+    /// before it is moved into place; `additionalFiles` is called after the tensors are written,
+    /// so a report can include what computing them measured.
+    public static func write(_ model: Model, to destination: URL, overwrite: Bool = false,
+                             additionalFiles: () throws -> [String: Data] = { [:] },
                              maxShardBytes: Int = 5 << 30, progress: ((Int, Int) -> Void)? = nil) throws {
         let source = model.source
         let descriptors = try source.tensorNames.map { name in
@@ -27,6 +29,6 @@ public enum ModelWriter {
             progress?(index + 1, descriptors.count)
         }
         try writer.commit(config: model.config, copyingAuxiliaryFilesFrom: model.origin,
-                          additionalFiles: model.files.merging(additionalFiles) { $1 })
+                          additionalFiles: model.files.merging(try additionalFiles()) { $1 })
     }
 }
