@@ -58,7 +58,11 @@ extension MoECompress {
               average        the usage-weighted mean of the members' rows
               fit            ridge least squares on the sampled inputs so the merged logit matches
                              log Σ exp of the members' logits (the merged probability is then their
-                             sum), starting from the average (default: best in docs/merging.md)
+                             sum), starting from the average
+
+            Defaults (router-logits, dominant, aligned, router average: M-SMoE's recipe with \
+            averaged router rows) are the best merge at 25% in docs/merging.md. On that model \
+            pruning (REAP) still beats every merge; see docs/merging.md before choosing.
 
             --prune-to P first prunes every layer to P experts by --prune-method (see `prune`), \
             then merges the survivors to K, without writing the pruned model.
@@ -86,16 +90,16 @@ extension MoECompress {
         var ratio: Double?
 
         @Option(help: ArgumentHelp("output, router-logits or weights.", valueName: "similarity"))
-        var similarity: ExpertSimilarity = .output
+        var similarity: ExpertSimilarity = .routerLogits
 
         @Option(help: ArgumentHelp("hierarchical, kmeans or dominant.", valueName: "method"))
-        var cluster: ClusterChoice = .hierarchical
+        var cluster: ClusterChoice = .dominant
 
         @Option(help: ArgumentHelp("With --cluster hierarchical: single, average or complete.", valueName: "linkage"))
         var linkage: Linkage = .average
 
         @Option(help: ArgumentHelp("average, aligned or subspace.", valueName: "method"))
-        var fuse: FuseChoice = .average
+        var fuse: FuseChoice = .aligned
 
         @Option(parsing: .unconditional, help: "With --fuse subspace: singular directions kept per merged matrix.")
         var rank: Int?
@@ -104,7 +108,7 @@ extension MoECompress {
         var energy: Double?
 
         @Option(help: ArgumentHelp("dominant, average or fit.", valueName: "method"))
-        var router: RouterMethod = .fit
+        var router: RouterMethod = .average
 
         @Option(parsing: .unconditional, help: "Calibration tokens per layer the similarity and the router fit are measured on.")
         var sampleTokens = 2048

@@ -5,10 +5,10 @@ import Models
 public struct MergeRecipe: Sendable {
     /// Merged experts per sparse layer.
     public var experts: Int
-    public var similarity: ExpertSimilarity = .output
-    public var clustering: ClusterMethod = .hierarchical(.average)
-    public var fusing: FuseMethod = .average
-    public var router: RouterMethod = .fit
+    public var similarity: ExpertSimilarity = .routerLogits
+    public var clustering: ClusterMethod = .dominant
+    public var fusing: FuseMethod = .aligned
+    public var router: RouterMethod = .average
     /// Seeds k-means++.
     public var seed: UInt64 = 42
     /// RouterFit's ridge, relative to the mean squared input.
