@@ -2,7 +2,8 @@
 # Sets up a fresh machine and runs the main job on the embedded default model:
 # installs the system libraries, builds the release binary, inspects and evaluates
 # Fixtures/default-model on held-out text, then calibrates it and prunes 25% of its experts with
-# the default method (REAP, the best at 25% in docs/pruning.md), printing perplexity before and after.
+# the default method (REAP, the best at 25% in docs/pruning.md), then merges them down to 75% with the
+# default merge (docs/merging.md), printing perplexity before and after each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh
@@ -18,4 +19,7 @@ mkdir -p "$work"
 "$binary" calibrate Fixtures/default-model --data Fixtures/text/calibration.txt --seq-len 128 --samples 256 \
   -o "$work/stats.safetensors" --force
 "$binary" prune Fixtures/default-model -o "$work/pruned-25" --ratio 0.25 --method reap --stats "$work/stats.safetensors" \
+  --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
+# Merge the experts instead, down to 75% of them (6 of 8 per layer), from the same statistics.
+"$binary" merge Fixtures/default-model -o "$work/merged-25" --ratio 0.25 --stats "$work/stats.safetensors" \
   --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
