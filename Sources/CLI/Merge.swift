@@ -119,17 +119,7 @@ extension MoECompress {
         @Option(help: ArgumentHelp("With --prune-to: the pruning method (\(PruneMethod.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "method"))
         var pruneMethod: PruneMethod = .reap
 
-        @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`.", valueName: "file"))
-        var stats: String?
-
-        @OptionGroup var calibration: CalibrationOptions
-
-        @OptionGroup var evaluation: EvalOptions
-
-        @Flag(help: "Replace an existing output directory.")
-        var force = false
-
-        @OptionGroup var computeOptions: ComputeOptions
+        @OptionGroup var inputs: StageInputOptions
 
         func validate() throws {
             guard (experts == nil) != (ratio == nil) else { throw ValidationError("pass exactly one of --experts and --ratio") }
@@ -141,23 +131,20 @@ extension MoECompress {
             if let energy, !(energy > 0 && energy <= 1) { throw ValidationError("--energy \(energy): must be in (0, 1]") }
             guard sampleTokens > 0 else { throw ValidationError("--sample-tokens \(sampleTokens): must be positive") }
             if let pruneTo, pruneTo < 1 { throw ValidationError("--prune-to \(pruneTo): must be positive") }
-            guard (stats == nil) != calibration.sources.isEmpty else {
-                throw ValidationError("pass exactly one of --stats FILE and --data FILE[:N]")
-            }
         }
 
         func run() throws {
-            try computeOptions.apply()
-            let precision = computeOptions.compute
+            try inputs.computeOptions.apply()
+            let precision = inputs.computeOptions.compute
             let input = try Model.open(path: model)
-            let heldOut = try evaluation.ids(for: input)
+            let heldOut = try inputs.evaluation.ids(for: input)
             var statistics: RouterStatistics?
-            if let stats {
+            if let stats = inputs.stats {
                 let read = try StatisticsFile.read(URL(fileURLWithPath: stats))
                 try read.check(against: input, file: stats)
                 statistics = read
             }
-            let drawn = stats == nil ? try calibration.data(for: input) : nil
+            let drawn = inputs.stats == nil ? try inputs.calibration.data(for: input) : nil
             func data() throws -> CalibrationData {
                 if let drawn { return drawn }
                 return try CalibrationData(replaying: statistics!.provenance, tokenizer: input.tokenizer())
@@ -166,7 +153,7 @@ extension MoECompress {
             var working = input
             var pruned: PrunePlan?
             if let pruneTo {
-                let measured = try statistics ?? calibration.measure(input, name: model, precision: precision, data: data())
+                let measured = try statistics ?? inputs.calibration.measure(input, name: model, precision: precision, data: data())
                 let stage = try PruneStage(method: pruneMethod, keep: pruneTo, statistics: measured, model: input)
                 working = try stage.run(input)
                 pruned = stage.plan
@@ -185,7 +172,7 @@ extension MoECompress {
             case .subspace: .subspace(rank.map { .rank($0) } ?? .energy(energy ?? 0.9))
             }
             recipe.router = router
-            recipe.seed = calibration.seed
+            recipe.seed = inputs.calibration.seed
 
             // Usage comes from the statistics file when it describes the model being merged and
             // nothing else needs a pass; otherwise one pass samples inputs and counts selections.
@@ -194,7 +181,7 @@ extension MoECompress {
             if needsPass {
                 let bar = ProgressBar(label: "sample")
                 sample = try LayerInputSample.collect(from: working, data: data(), tokenBudget: sampleTokens, precision: precision,
-                                                      batchTokens: calibration.batchTokens) { bar.update(done: $0, total: $1) }
+                                                      batchTokens: inputs.calibration.batchTokens) { bar.update(done: $0, total: $1) }
             }
             let usage = sample?.counts ?? Dictionary(uniqueKeysWithValues: statistics!.layers.map { ($0.layer, $0[.counts]) })
             let planBar = ProgressBar(label: "plan")
@@ -205,13 +192,13 @@ extension MoECompress {
 
             var comparison: PerplexityComparison?
             if let heldOut {
-                let before = try evaluation.measure(input, ids: heldOut, label: "eval before", precision: precision)
-                let after = try evaluation.measure(outcome.model, ids: heldOut, label: "eval after", precision: precision)
-                comparison = PerplexityComparison(text: evaluation.evalText ?? "", seqLen: evaluation.evalSeqLen, tokens: heldOut.count,
+                let before = try inputs.evaluation.measure(input, ids: heldOut, label: "eval before", precision: precision)
+                let after = try inputs.evaluation.measure(outcome.model, ids: heldOut, label: "eval after", precision: precision)
+                comparison = PerplexityComparison(text: inputs.evaluation.evalText ?? "", seqLen: inputs.evaluation.evalSeqLen, tokens: heldOut.count,
                                                   before: before.perplexity, after: after.perplexity)
             }
             let bar = ProgressBar(label: "write")
-            try ModelWriter.write(outcome.model, to: URL(fileURLWithPath: output), overwrite: force, additionalFiles: {
+            try ModelWriter.write(outcome.model, to: URL(fileURLWithPath: output), overwrite: inputs.force, additionalFiles: {
                 let report = MergeReport(model: model, recipe: recipe, sampleTokens: sample.map { s in stage.plan.layers.map { s.tokens(inLayer: $0.layer) }.max() ?? 0 },
                                          stage: stage, outcome: outcome, prunedFirst: pruned,
                                          calibration: statistics?.provenance.sources.map(\.path) ?? drawn?.sources.map(\.path) ?? [],

@@ -106,17 +106,7 @@ extension MoECompress {
         @Option(parsing: .unconditional, help: "Calibration tokens per layer that --method enumerate scores subsets on.")
         var enumerateTokens = 2048
 
-        @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`.", valueName: "file"))
-        var stats: String?
-
-        @OptionGroup var calibration: CalibrationOptions
-
-        @OptionGroup var evaluation: EvalOptions
-
-        @Flag(help: "Replace an existing output directory.")
-        var force = false
-
-        @OptionGroup var computeOptions: ComputeOptions
+        @OptionGroup var inputs: StageInputOptions
 
         func validate() throws {
             guard (keep == nil) != (ratio == nil) else { throw ValidationError("pass exactly one of --keep and --ratio") }
@@ -130,23 +120,20 @@ extension MoECompress {
             }
             guard (-1...1).contains(recombineThreshold) else { throw ValidationError("--recombine-threshold \(recombineThreshold): must be a cosine between -1 and 1") }
             guard enumerateTokens > 0 else { throw ValidationError("--enumerate-tokens \(enumerateTokens): must be positive") }
-            guard (stats == nil) != calibration.sources.isEmpty else {
-                throw ValidationError("pass exactly one of --stats FILE and --data FILE[:N]")
-            }
         }
 
         func run() throws {
-            try computeOptions.apply()
+            try inputs.computeOptions.apply()
             let input = try Model.open(path: model)
-            let heldOut = try evaluation.ids(for: input)
+            let heldOut = try inputs.evaluation.ids(for: input)
             let statistics: RouterStatistics
             // Windows drawn here are tokenized once, for the statistics and for enumeration.
-            let drawn = try stats == nil ? calibration.data(for: input) : nil
-            if let stats {
+            let drawn = try inputs.stats == nil ? inputs.calibration.data(for: input) : nil
+            if let stats = inputs.stats {
                 statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
                 try statistics.check(against: input, file: stats)
             } else {
-                statistics = try calibration.measure(input, name: model, precision: computeOptions.compute, data: drawn)
+                statistics = try inputs.calibration.measure(input, name: model, precision: inputs.computeOptions.compute, data: drawn)
             }
             let protected = protectSuperExperts ? SuperExperts.find(in: statistics.layers) : [:]
             let stage: PruneStage
@@ -158,7 +145,7 @@ extension MoECompress {
             case .enumerate:
                 let data = try drawn ?? CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
                 stage = try PruneStage(enumerating: input, keep: try keepCount(input), data: data, tokenBudget: enumerateTokens,
-                                       precision: computeOptions.compute)
+                                       precision: inputs.computeOptions.compute)
             }
             var configured = stage
             if recombine {
@@ -170,9 +157,9 @@ extension MoECompress {
 
             var comparison: PerplexityComparison?
             if let heldOut {
-                let before = try evaluation.measure(input, ids: heldOut, label: "eval before", precision: computeOptions.compute)
-                let after = try evaluation.measure(pruned, ids: heldOut, label: "eval after", precision: computeOptions.compute)
-                comparison = PerplexityComparison(text: evaluation.evalText ?? "", seqLen: evaluation.evalSeqLen, tokens: heldOut.count,
+                let before = try inputs.evaluation.measure(input, ids: heldOut, label: "eval before", precision: inputs.computeOptions.compute)
+                let after = try inputs.evaluation.measure(pruned, ids: heldOut, label: "eval after", precision: inputs.computeOptions.compute)
+                comparison = PerplexityComparison(text: inputs.evaluation.evalText ?? "", seqLen: inputs.evaluation.evalSeqLen, tokens: heldOut.count,
                                                   before: before.perplexity, after: after.perplexity)
             }
             let report = PruneReport(model: model, method: method.name, budget: budget.rawValue, plan: stage.plan,
@@ -180,7 +167,7 @@ extension MoECompress {
                                      recombined: recombine ? Dictionary(uniqueKeysWithValues: recombined.map { (String($0.key), $0.value) }) : nil,
                                      statistics: statistics.provenance, perplexity: comparison)
             let bar = ProgressBar(label: "write")
-            try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: force,
+            try ModelWriter.write(pruned, to: URL(fileURLWithPath: output), overwrite: inputs.force,
                                   additionalFiles: { ["prune-report.json": try report.json()] }) { bar.update(done: $0, total: $1) }
             let kept = stage.plan.layers.map { String($0.kept.count) }
             print("wrote \(output): \(Set(kept).count == 1 ? kept[0] : kept.joined(separator: ", ")) experts per MoE layer (method \(method.name), \(budget.rawValue) budget)")
