@@ -4,7 +4,7 @@ Run from the repository root:
     /work/venv/bin/python Fixtures/scripts/record_merge_math.py   (~1 s; numpy and scipy only)
 (any environment with Fixtures/requirements.txt works; fixed seeds, so reruns give identical bytes)
 
-Writes Fixtures/records/merge-math.json with four lists of cases. Inputs are written at full
+Writes Fixtures/records/merge-math.json with eight lists of cases. Inputs are written at full
 float64 precision (Python's repr), so Swift reads exactly the matrices numpy used.
 
 clustering: n items, a symmetric n x n distance matrix D (row-major), K, and per linkage method
@@ -44,6 +44,40 @@ kmeans: rows X (n x d), k, the uniforms fed to k-means++ and what this script's 
 svd: a matrix A (tall, wide, rank-deficient; row-major), numpy.linalg.svd(A)'s singular values,
   for several ranks r the Frobenius error ||A - U_r S_r Vt_r||, and for several retained-energy
   fractions e the smallest r with C[r-1] / C[-1] >= e, C = cumsum(s^2) (0 for e = 0).
+geometry: rows X (count x dim, row-major) and their distances, count x count row-major:
+  `euclidean` = squareform(pdist(X, 'euclidean')); `cosine` = (1 - cos) / 2 with cos computed
+  explicitly in numpy, cos_ij = <x_i, x_j> / (|x_i| |x_j|) clipped to [-1, 1], where a zero row
+  has cos 0 with every other row and 1 with itself (so distance 1/2 to every other row, 0 to
+  itself; scipy's 'cosine' gives NaN there), zero diagonal. Checked: on rows without a zero one,
+  cosine == pdist(X, 'cosine') / 2. Cases: random rows (count > dim and count < dim) and rows
+  with one zero row.
+subspace: a cluster of n members, each a rows x columns float64 matrix (row-major), and their
+  usage (all zero meaning equal weights). With M = np.hstack(members), U, S, Vt =
+  np.linalg.svd(M, full_matrices=False), w = usage / sum(usage) (1 / n each if the sum is 0):
+  merged(r) = U[:, :r] @ diag(S[:r]) @ sum_i w_i Vt[:r, i*columns:(i+1)*columns] and retained
+  energy sum(S[:r]^2) / sum(S^2). `full_rank` = min(rows, n * columns). `by_rank`: for several
+  ranks r, {rank, merged, energy}. `by_energy`: for several fractions e, the rank r = smallest
+  r with C[r-1] / C[-1] >= e, C = cumsum(S^2), at least 1 (so e = 0 gives 1), and merged and energy
+  at it; every e other than 0 and 1 is checked to lie at least 1e-6 from each cumulative fraction,
+  so LAPACK's slightly different singular values cannot pick another rank.
+router_fit: calibration inputs X (tokens x hidden), router rows W (experts x hidden), an optional
+  bias b (experts), all drawn in float32 and converted to float64 (Swift reads them as Float
+  without loss), a partition `clusters` (singletons included), `usage` (experts), `initial`
+  (clusters x hidden) = the usage-weighted average of each cluster's rows and `initial_bias`
+  the same of its biases, and `ridge`. In float64: Xa = [X | 1] and Wa = [W | b] with a bias
+  (X and W without); logits = Xa @ Wa.T; Y[:, c] = scipy.special.logsumexp(logits[:, members],
+  axis=1); A = Xa.T @ Xa; lam = ridge * trace(A) / dim (dim = hidden, + 1 with a bias);
+  W0 = [initial | initial_bias]; delta = solve(A + lam I, Xa.T @ (Y - Xa @ W0.T)); fitted =
+  W0 + delta.T, recorded as `rows` (clusters x hidden) and `bias` (clusters; null without one).
+  `rms_error_initial` / `rms_error_fitted` = sqrt(mean((Y - Xa @ F.T)^2)) over all tokens and
+  clusters with F = W0 / fitted (RouterFit.Summary).
+alignment: a reference expert, gate and up (width x hidden) and down (hidden x width), drawn in
+  float32; `perm`, a random permutation; the member = the reference with new neuron a = old
+  neuron perm[a] (rows of gate and up, columns of down) plus float32 noise of scale `noise`.
+  `columns` = the column assignment of scipy.optimize.linear_sum_assignment(C, maximize=True),
+  C = G_r G_m^T + U_r U_m^T + D_r^T D_m (reference r, member m) in float64: member neuron
+  columns[a] matches reference neuron a. Checked: columns == argsort(perm), the inverse
+  permutation (the noise is small enough to leave the match unambiguous).
 """
 import json
 import os
@@ -52,6 +86,7 @@ import numpy as np
 import scipy
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
 from scipy.spatial.distance import pdist, squareform
 
 OUT = "Fixtures/records/merge-math.json"
@@ -252,6 +287,132 @@ def svd_cases(rng):
     return out
 
 
+def cosine_distances(X):
+    """(1 - cos) / 2, with a zero row's cosine 0 to every other row and 1 to itself."""
+    norms = np.linalg.norm(X, axis=1)
+    cos = np.zeros((len(X), len(X)))
+    nonzero = norms > 0
+    cos[np.ix_(nonzero, nonzero)] = (X[nonzero] @ X[nonzero].T) / np.outer(norms[nonzero], norms[nonzero])
+    cos = np.clip(cos, -1, 1)
+    np.fill_diagonal(cos, 1)
+    distances = (1 - cos) / 2
+    np.fill_diagonal(distances, 0)
+    return distances
+
+
+def geometry_cases(rng):
+    zero = rng.normal(size=(5, 3))
+    zero[2] = 0
+    out = []
+    for name, X in [("rows-6x4", rng.normal(size=(6, 4))), ("rows-4x10", rng.normal(size=(4, 10))),
+                    ("rows-8x2", rng.normal(size=(8, 2))), ("zero-row-5x3", zero)]:
+        cosine = cosine_distances(X)
+        if np.all(np.linalg.norm(X, axis=1) > 0):
+            assert np.allclose(cosine, squareform(pdist(X, "cosine")) / 2, rtol=0, atol=1e-14), name
+        out.append({"name": name, "count": X.shape[0], "dimension": X.shape[1], "x": X.reshape(-1).tolist(),
+                    "euclidean": squareform(pdist(X, "euclidean")).reshape(-1).tolist(),
+                    "cosine": cosine.reshape(-1).tolist()})
+    return out
+
+
+def subspace_merge(members, usage, r):
+    columns = members[0].shape[1]
+    U, S, Vt = np.linalg.svd(np.hstack(members), full_matrices=False)
+    total = sum(usage)
+    w = [u / total for u in usage] if total > 0 else [1 / len(members)] * len(members)
+    factor = sum(w_i * Vt[:r, i * columns:(i + 1) * columns] for i, w_i in enumerate(w))
+    merged = (U[:, :r] * S[:r]) @ factor
+    return merged, float(np.sum(S[:r] ** 2) / np.sum(S ** 2)), S
+
+
+def subspace_cases(rng):
+    specs = [("three-6x4", 3, 6, 4, [5.0, 2.0, 3.0], [1, 2, 4, 6]),
+             ("unused-3x5", 2, 3, 5, [0.0, 0.0], [1, 2, 3]),
+             ("four-8x2", 4, 8, 2, [1.0, 0.0, 4.0, 2.0], [1, 3, 5, 8]),
+             ("single-5x3", 1, 5, 3, [7.0], [1, 2, 3])]
+    fractions = [0.0, 0.5, 0.9, 0.99, 1.0]
+    out = []
+    for name, n, rows, columns, usage, ranks in specs:
+        members = [rng.normal(size=(rows, columns)) for _ in range(n)]
+        by_rank = []
+        for r in ranks:
+            merged, energy, S = subspace_merge(members, usage, r)
+            by_rank.append({"rank": r, "merged": merged.reshape(-1).tolist(), "energy": energy})
+        cumulative = np.cumsum(S ** 2)
+        cumulative = cumulative / cumulative[-1]  # its own last entry, so e = 1 has a rank (as in svd)
+        by_energy = []
+        for e in fractions:
+            assert e in (0.0, 1.0) or np.min(np.abs(cumulative - e)) > 1e-6, (name, e)
+            r = max(1, int(np.searchsorted(cumulative, e, side="left")) + 1)
+            merged, energy, _ = subspace_merge(members, usage, r)
+            by_energy.append({"fraction": e, "rank": r, "merged": merged.reshape(-1).tolist(), "energy": energy})
+        out.append({"name": name, "rows": rows, "columns": columns, "usage": usage,
+                    "members": [m.reshape(-1).tolist() for m in members], "full_rank": min(rows, n * columns),
+                    "by_rank": by_rank, "by_energy": by_energy})
+    return out
+
+
+def float32_normal(rng, shape, scale=1.0):
+    return (rng.normal(scale=scale, size=shape)).astype(np.float32).astype(np.float64)
+
+
+def router_fit_cases(rng):
+    specs = [("bias-8-experts", 40, 6, 8, True, [[0, 3], [1], [2, 5, 6], [4, 7]], 1e-2),
+             ("no-bias-6-experts", 30, 5, 6, False, [[0, 1, 2], [3], [4, 5]], 1e-3),
+             ("one-cluster-bias", 25, 4, 5, True, [[0, 1, 2, 3, 4]], 1e-1),
+             ("singletons-no-bias", 20, 3, 4, False, [[0], [1], [2], [3]], 1e-2)]
+    out = []
+    for name, tokens, hidden, experts, has_bias, clusters, ridge in specs:
+        X = float32_normal(rng, (tokens, hidden))
+        W = float32_normal(rng, (experts, hidden), scale=0.5)
+        b = float32_normal(rng, experts, scale=0.5) if has_bias else None
+        usage = rng.integers(1, 20, size=experts).astype(np.float64)
+        initial = np.array([usage[m] @ W[m] / usage[m].sum() for m in clusters])
+        initial_bias = np.array([usage[m] @ b[m] / usage[m].sum() for m in clusters]) if has_bias else None
+        Xa = np.hstack([X, np.ones((tokens, 1))]) if has_bias else X
+        Wa = np.hstack([W, b[:, None]]) if has_bias else W
+        W0 = np.hstack([initial, initial_bias[:, None]]) if has_bias else initial
+        logits = Xa @ Wa.T
+        Y = np.stack([logsumexp(logits[:, m], axis=1) for m in clusters], axis=1)
+        A = Xa.T @ Xa
+        lam = ridge * np.trace(A) / Xa.shape[1]
+        delta = np.linalg.solve(A + lam * np.eye(Xa.shape[1]), Xa.T @ (Y - Xa @ W0.T))
+        fitted = W0 + delta.T
+        out.append({"name": name, "tokens": tokens, "hidden": hidden, "experts": experts,
+                    "x": X.reshape(-1).tolist(), "weights": W.reshape(-1).tolist(),
+                    "router_bias": None if b is None else b.tolist(), "clusters": clusters,
+                    "usage": usage.tolist(), "initial": initial.reshape(-1).tolist(),
+                    "initial_bias": None if initial_bias is None else initial_bias.tolist(), "ridge": ridge,
+                    "rows": fitted[:, :hidden].reshape(-1).tolist(),
+                    "bias": fitted[:, hidden].tolist() if has_bias else None,
+                    "rms_error_initial": float(np.sqrt(np.mean((Y - Xa @ W0.T) ** 2))),
+                    "rms_error_fitted": float(np.sqrt(np.mean((Y - Xa @ fitted.T) ** 2)))})
+    return out
+
+
+def alignment_cases(rng):
+    out = []
+    for name, width, hidden, noise in [("width-8-hidden-5", 8, 5, 0.01), ("width-16-hidden-12", 16, 12, 0.05),
+                                       ("width-3-hidden-2", 3, 2, 0.01)]:
+        gate, up = float32_normal(rng, (width, hidden)), float32_normal(rng, (width, hidden))
+        down = float32_normal(rng, (hidden, width))
+        perm = rng.permutation(width)
+        member_gate = (gate[perm] + rng.normal(scale=noise, size=(width, hidden))).astype(np.float32).astype(np.float64)
+        member_up = (up[perm] + rng.normal(scale=noise, size=(width, hidden))).astype(np.float32).astype(np.float64)
+        member_down = (down[:, perm] + rng.normal(scale=noise, size=(hidden, width))).astype(np.float32).astype(np.float64)
+        C = gate @ member_gate.T + up @ member_up.T + down.T @ member_down
+        rows, columns = linear_sum_assignment(C, maximize=True)
+        assert rows.tolist() == list(range(width))
+        assert columns.tolist() == np.argsort(perm).tolist(), name
+        out.append({"name": name, "width": width, "hidden": hidden, "noise": noise, "perm": perm.tolist(),
+                    "reference": {"gate": gate.reshape(-1).tolist(), "up": up.reshape(-1).tolist(),
+                                  "down": down.reshape(-1).tolist()},
+                    "member": {"gate": member_gate.reshape(-1).tolist(), "up": member_up.reshape(-1).tolist(),
+                               "down": member_down.reshape(-1).tolist()},
+                    "columns": columns.tolist()})
+    return out
+
+
 def main():
     rng = np.random.default_rng(16)  # issue 16
     record = {
@@ -260,6 +421,10 @@ def main():
         "assignment": assignment_cases(rng),
         "kmeans": kmeans_cases(rng),
         "svd": svd_cases(rng),
+        "geometry": geometry_cases(rng),
+        "subspace": subspace_cases(rng),
+        "router_fit": router_fit_cases(rng),
+        "alignment": alignment_cases(rng),
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w", encoding="utf-8") as f:

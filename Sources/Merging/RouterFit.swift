@@ -60,17 +60,24 @@ public struct RouterFit: Sendable {
             for h in 0..<hidden { start[c * dimension + h] = initial[c * hidden + h] }
             if let initialBias { start[c * dimension + hidden] = initialBias[c] }
         }
-        let logits = product(x, w, rows: tokens, columns: experts, inner: dimension)
-        let startLogits = product(x, start, rows: tokens, columns: k, inner: dimension)
-        // Residual targets r[t][c] = y_ct − w⁰_c · x_t.
+        // Residual targets r[t][c] = y_ct − w⁰_c · x_t = log Σ_{j∈c} exp((w_j − w⁰_c) · x_t), from the
+        // members' offsets to their cluster's start: no cancellation between two separately
+        // rounded products, and exactly 0 for a singleton that starts at its own row.
+        let pairs = clusters.enumerated().flatMap { c, members in members.map { (cluster: c, expert: $0) } }
+        var offsets = [Double](repeating: 0, count: pairs.count * dimension)
+        for (p, pair) in pairs.enumerated() {
+            for d in 0..<dimension { offsets[p * dimension + d] = w[pair.expert * dimension + d] - start[pair.cluster * dimension + d] }
+        }
+        let relative = product(x, offsets, rows: tokens, columns: pairs.count, inner: dimension)
         var residual = [Double](repeating: 0, count: tokens * k)
-        for t in 0..<tokens {
-            for (c, members) in clusters.enumerated() {
-                let values = members.map { logits[t * experts + $0] }
+        var first = 0
+        for (c, members) in clusters.enumerated() {
+            for t in 0..<tokens {
+                let values = relative[(t * pairs.count + first)..<(t * pairs.count + first + members.count)]
                 let top = values.max() ?? 0
-                let target = top + log(values.reduce(0) { $0 + exp($1 - top) })
-                residual[t * k + c] = target - startLogits[t * k + c]
+                residual[t * k + c] = top + log(values.reduce(0) { $0 + exp($1 - top) })
             }
+            first += members.count
         }
         var gram = [Double](repeating: 0, count: dimension * dimension)
         x.withUnsafeBufferPointer { a in
@@ -80,7 +87,7 @@ public struct RouterFit: Sendable {
             }
         }
         let trace = (0..<dimension).reduce(0) { $0 + gram[$1 * dimension + $1] }
-        var fitted = start
+        var change = [Double](repeating: 0, count: k * dimension)  // w_c − w⁰_c
         if tokens > 0, trace > 0 {
             let lambda = ridge * trace / Double(dimension)
             for d in 0..<dimension { gram[d * dimension + d] += lambda }
@@ -101,15 +108,16 @@ public struct RouterFit: Sendable {
                 }
             }
             guard status == 0 else { throw MergingError("router fit: LAPACKE_dposv failed (info \(status))") }
-            for c in 0..<k { for d in 0..<dimension { fitted[c * dimension + d] += rhs[d * k + c] } }
+            for c in 0..<k { for d in 0..<dimension { change[c * dimension + d] = rhs[d * k + c] } }
         }
+        let fitted = zip(start, change).map { $0 + $1 }
         guard fitted.allSatisfy(\.isFinite) else { throw MergingError("router fit: the fitted rows are not finite") }
-        let fittedLogits = product(x, fitted, rows: tokens, columns: k, inner: dimension)
+        // The fitted rows' error y_ct − w_c · x_t = r_ct − (w_c − w⁰_c) · x_t.
+        let explained = product(x, change, rows: tokens, columns: k, inner: dimension)
         var before = 0.0, after = 0.0
         for index in 0..<(tokens * k) {
             before += residual[index] * residual[index]
-            let target = residual[index] + startLogits[index]
-            after += (target - fittedLogits[index]) * (target - fittedLogits[index])
+            after += (residual[index] - explained[index]) * (residual[index] - explained[index])
         }
         let count = Double(max(tokens * k, 1))
         rows = (0..<(k * hidden)).map { fitted[($0 / hidden) * dimension + $0 % hidden] }
