@@ -45,7 +45,7 @@ public func subspaceMerge(_ members: [[Double]], weights: [Double], rows: Int, c
             for c in 0..<columns { concatenated[r * wide + index * columns + c] = member[r * columns + c] }
         }
     }
-    let svd = try singularValueDecomposition(concatenated, rows: rows, columns: wide)
+    let svd = try singularValueDecomposition(consume concatenated, rows: rows, columns: wide)
     let rank: Int
     switch choice {
     case .rank(let requested):

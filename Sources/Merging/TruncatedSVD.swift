@@ -32,13 +32,19 @@ public struct SingularValueDecomposition: Sendable {
 
 /// The thin SVD through LAPACK's divide-and-conquer driver `dgesdd` (float64, so the
 /// singular values carry far more precision than the float32 weights they come from).
-public func singularValueDecomposition(_ a: [Double], rows: Int, columns: Int) throws -> SingularValueDecomposition {
+///
+/// LAPACK is handed the row-major buffer as what it is in column-major order, the transpose
+/// Aᵀ = V S Uᵀ, so its left factor is our Vᵀ and its right factor our U, both already in
+/// row-major order: no transposed copies of the input or of the factors (LAPACKE's row-major
+/// layout makes three). A caller that passes its last use of the matrix (`consume`) lends
+/// dgesdd its buffer to overwrite; otherwise the buffer is copied first.
+public func singularValueDecomposition(_ a: consuming [Double], rows: Int, columns: Int) throws -> SingularValueDecomposition {
     guard rows >= 1, columns >= 1, a.count == rows * columns else {
         throw MergingError("SVD: \(a.count) values for \(rows) x \(columns)")
     }
     guard !a.contains(where: { !$0.isFinite }) else { throw MergingError("SVD: matrix has NaN or infinite entries") }
     let k = min(rows, columns)
-    var work = a  // dgesdd overwrites its input
+    var work = consume a  // dgesdd overwrites its input
     var s = [Double](repeating: 0, count: k)
     var u = [Double](repeating: 0, count: rows * k)
     var vt = [Double](repeating: 0, count: k * columns)
@@ -46,14 +52,16 @@ public func singularValueDecomposition(_ a: [Double], rows: Int, columns: Int) t
         s.withUnsafeMutableBufferPointer { sBuffer in
             u.withUnsafeMutableBufferPointer { uBuffer in
                 vt.withUnsafeMutableBufferPointer { vtBuffer in
-                    // Row-major: leading dimensions are row lengths. jobz 'S': the thin factors.
+                    // Column-major Aᵀ (columns x rows, leading dimension columns); jobz 'S': the
+                    // thin factors. Its U (columns x k, column-major) is Vᵀ (k x columns,
+                    // row-major); its Vᵀ (k x rows, column-major) is U (rows x k, row-major).
                     LAPACKE_dgesdd(
-                        LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")),
-                        LapackInt(rows), LapackInt(columns),
+                        LAPACK_COL_MAJOR, CChar(UInt8(ascii: "S")),
+                        LapackInt(columns), LapackInt(rows),
                         aBuffer.baseAddress, LapackInt(columns),
                         sBuffer.baseAddress,
-                        uBuffer.baseAddress, LapackInt(k),
-                        vtBuffer.baseAddress, LapackInt(columns))
+                        vtBuffer.baseAddress, LapackInt(columns),
+                        uBuffer.baseAddress, LapackInt(k))
                 }
             }
         }
