@@ -158,7 +158,7 @@ extension MoECompress {
                 working = try stage.run(input)
                 pruned = stage.plan
             }
-            let k = try mergedCount(working)
+            let k = try expertCount(working, given: experts, orRemoving: ratio)
             var recipe = MergeRecipe(experts: k)
             recipe.similarity = similarity
             recipe.clustering = switch cluster {
@@ -205,24 +205,14 @@ extension MoECompress {
                                          perplexity: comparison)
                 return ["merge-report.json": try report.json()]
             }) { bar.update(done: $0, total: $1) }
-            let experts = working.description.sparseLayers.first.flatMap { layer -> Int? in
-                if case .sparse(let shape) = working.description.feedForward[layer] { return shape.expertCount } else { return nil }
-            } ?? 0
-            print("wrote \(output): \(experts) → \(k) experts per MoE layer (similarity \(similarity.rawValue), cluster \(recipe.clustering.name), fuse \(recipe.fusing.name), router \(router.rawValue))")
+            let before = stage.plan.layers.first?.usage.count ?? 0
+            print("wrote \(output): \(before) → \(k) experts per MoE layer (similarity \(similarity.rawValue), cluster \(recipe.clustering.name), fuse \(recipe.fusing.name), router \(router.rawValue))")
             if let comparison {
                 print(String(format: "perplexity before %.4f, after %.4f (%@, seq-len %ld, %ld tokens)",
                              comparison.before, comparison.after, comparison.text, comparison.seqLen, comparison.tokens))
             }
         }
 
-        /// --experts, or the experts left after removing floor(experts × ratio).
-        private func mergedCount(_ model: Model) throws -> Int {
-            if let experts { return experts }
-            guard let layer = model.description.sparseLayers.first, case .sparse(let shape) = model.description.feedForward[layer] else {
-                throw ValidationError("\(model.origin.path): the model has no MoE layer")
-            }
-            return shape.expertCount - Int((Double(shape.expertCount) * (ratio ?? 0)).rounded(.down))
-        }
     }
 }
 

@@ -141,10 +141,10 @@ extension MoECompress {
             case .score(let method) where budget == .global:
                 stage = try PruneStage(method: method, totalKeep: try totalKeep(input), statistics: statistics, model: input, protecting: protected)
             case .score(let method):
-                stage = try PruneStage(method: method, keep: try keepCount(input), statistics: statistics, model: input, protecting: protected)
+                stage = try PruneStage(method: method, keep: try expertCount(input, given: keep, orRemoving: ratio), statistics: statistics, model: input, protecting: protected)
             case .enumerate:
                 let data = try drawn ?? CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
-                stage = try PruneStage(enumerating: input, keep: try keepCount(input), data: data, tokenBudget: enumerateTokens,
+                stage = try PruneStage(enumerating: input, keep: try expertCount(input, given: keep, orRemoving: ratio), data: data, tokenBudget: enumerateTokens,
                                        precision: inputs.computeOptions.compute)
             }
             var configured = stage
@@ -187,15 +187,6 @@ extension MoECompress {
             return all - Int((Double(all) * (ratio ?? 0)).rounded(.down))
         }
 
-        /// --keep, or the experts left after dropping floor(experts × ratio) (REAP's rule).
-        private func keepCount(_ model: Model) throws -> Int {
-            if let keep { return keep }
-            let experts = model.description.feedForward.compactMap { kind -> Int? in
-                if case .sparse(let shape) = kind { return shape.expertCount } else { return nil }
-            }
-            guard let count = experts.first else { throw ValidationError("\(model.origin.path): the model has no MoE layer") }
-            return count - Int((Double(count) * (ratio ?? 0)).rounded(.down))
-        }
     }
 }
 
@@ -222,4 +213,14 @@ struct PruneReport: Encodable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
+}
+
+/// Experts per MoE layer after a stage: `count`, or the first sparse layer's experts less
+/// floor(experts × ratio) (REAP's rule), the count `prune --ratio` keeps and `merge --ratio` merges to.
+func expertCount(_ model: Model, given count: Int?, orRemoving ratio: Double?) throws -> Int {
+    if let count { return count }
+    guard let layer = model.description.sparseLayers.first, case .sparse(let shape) = model.description.feedForward[layer] else {
+        throw ValidationError("\(model.origin.path): the model has no MoE layer")
+    }
+    return shape.expertCount - Int((Double(shape.expertCount) * (ratio ?? 0)).rounded(.down))
 }
