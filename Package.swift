@@ -42,6 +42,8 @@ let package = Package(
         // The pure math expert merging needs: hierarchical clustering, linear assignment, k-means,
         // truncated SVD (LAPACK's gesdd).
         .target(name: "Merging", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
+        // ggml's block formats (GGUF tensor types): encoders and decoders byte-exact to ggml.
+        .target(name: "Quantization", dependencies: ["Tensors"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Checkpoint", "Tensors", "FixtureSupport"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "FixtureSupport"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"], path: "Tests/MergingTests"),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "Models", "Inference", "FixtureSupport"]),
