@@ -30,7 +30,10 @@ let package = Package(
         .target(name: "Tokenizer"),
         // An opened model (config, description, tensor source, companion files), the stage
         // protocol and the streaming writer every stage's output goes through.
-        .target(name: "Models", dependencies: ["Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer"]),
+        .target(name: "Models", dependencies: ["Inference", "Architectures", "Checkpoint", "GGUF", "Tensors", "Tokenizer"]),
+        // GGUF files: the container, llama.cpp's names and metadata per family, the tokenizer
+        // metadata, and a tensor source that reads a GGUF file back through Hugging Face names.
+        .target(name: "GGUF", dependencies: ["Quantization", "Architectures", "Checkpoint", "Tensors"]),
         // The layer-by-layer forward pass, observers and perplexity.
         .target(name: "Inference", dependencies: ["Architectures", "Checkpoint", "Tensors"]),
         // Calibration windows, router statistics from the forward pass, the statistics file.
@@ -44,10 +47,12 @@ let package = Package(
         .target(name: "Merging", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
         // ggml's block formats (GGUF tensor types): encoders and decoders byte-exact to ggml.
         .target(name: "Quantization", dependencies: ["Tensors"]),
+        // GGUF export: type rules, the writer of a model as llama.cpp's GGUF, bit allocation.
+        .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Architectures", "Checkpoint", "Tensors"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Pruning", "Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
+                "Pruning", "Merging", "Quantizing", "GGUF", "Quantization", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -14,7 +14,7 @@ struct MoECompress: ParsableCommand {
           moe-compress eval Fixtures/default-model --text Fixtures/text/heldout.txt
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Eval.self, Forward.self, Calibrate.self, Prune.self, Merge.self])
+        subcommands: [Inspect.self, Eval.self, Forward.self, Calibrate.self, Prune.self, Merge.self, Quantize.self])
 }
 
 /// The entry point: ArgumentParser's own `main()` prints the usage block after every error; here

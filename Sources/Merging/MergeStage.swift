@@ -128,7 +128,8 @@ public struct MergeStage: Stage {
         var config = model.config
         let keys = description.spec.keys.expertCount.filter { model.config.json[$0] != nil }
         for key in keys.isEmpty ? [description.spec.keys.expertCount[0]] : keys { config = config.setting(key, to: .int(experts)) }
-        let output = try Model(config: config, source: DerivedTensorSource(base: model.source, recipes: recipes), origin: model.origin, files: model.files)
+        let output = try Model(config: config, source: DerivedTensorSource(base: model.source, recipes: recipes), origin: model.origin,
+                               files: model.files, tokenizerJSON: model.tokenizerJSON)
         return Outcome(model: output, subspace: subspace, subspaceTensors: subspaceTensors)
     }
 

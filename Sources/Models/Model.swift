@@ -1,6 +1,7 @@
 import Architectures
 import Checkpoint
 import Foundation
+import GGUF
 import Tokenizer
 
 /// A model as every command and stage works with it: its config, the architecture resolved and
@@ -17,21 +18,34 @@ public final class Model: @unchecked Sendable {
     /// Files a stage adds beside the weights (name → contents), e.g. the modeling code that lets
     /// transformers load per-layer expert counts; written with the model.
     public let files: [String: Data]
+    /// tokenizer.json's bytes when the model carries them itself (a GGUF file); nil: read the
+    /// origin directory's tokenizer.json.
+    public let tokenizerJSON: Data?
 
     /// A stage's output: `config` describes `source`, which is checked against it.
-    public init(config: ModelConfig, source: TensorSource, origin: URL, files: [String: Data] = [:]) throws {
+    public init(config: ModelConfig, source: TensorSource, origin: URL, files: [String: Data] = [:],
+                tokenizerJSON: Data? = nil) throws {
         self.config = config
         self.source = source
         self.origin = origin
         self.files = files
+        self.tokenizerJSON = tokenizerJSON
         description = try ModelDescription(config: config, source: source)
     }
 
-    /// Opens a checkpoint directory (per-expert or transformers 5's fused expert layout).
-    public static func open(_ directory: URL) throws -> Model {
-        let checkpoint = try Checkpoint(directory: directory).withPerExpertTensors()
-        return try Model(config: checkpoint.config, source: checkpoint, origin: directory)
+    /// Opens a checkpoint directory (per-expert or transformers 5's fused expert layout), or a
+    /// GGUF file moe-compress (or llama.cpp's converter) wrote for a supported family.
+    public static func open(_ url: URL) throws -> Model {
+        if GGUFModelReader.isGGUF(url.path) {
+            let (config, source, tokenizer) = try GGUFModelReader.open(url.path)
+            return try Model(config: config, source: source, origin: url, tokenizerJSON: tokenizer)
+        }
+        let checkpoint = try Checkpoint(directory: url).withPerExpertTensors()
+        return try Model(config: checkpoint.config, source: checkpoint, origin: url)
     }
+
+    /// True for a model read from one GGUF file rather than a checkpoint directory.
+    public var isGGUF: Bool { source is GGUFTensorSource }
 
     public static func open(path: String) throws -> Model { try open(URL(fileURLWithPath: path)) }
 
@@ -44,6 +58,7 @@ public final class Model: @unchecked Sendable {
     }
 
     public func tokenizer() throws -> Tokenizer {
+        if let tokenizerJSON { return try Tokenizer(data: tokenizerJSON, file: origin.path) }
         let url = origin.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw CheckpointError(file: url.path, "missing (needed to tokenize text; pass --ids to skip it)")

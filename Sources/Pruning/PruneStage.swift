@@ -190,7 +190,8 @@ public struct PruneStage: Stage {
             return plan.kept(inLayer: layer)?.count ?? 0
         }
         let (config, files) = try PerLayerExperts.describe(counts: counts, in: model.config, description: description)
-        let output = try Model(config: config, source: source, origin: model.origin, files: model.files.merging(files) { $1 })
+        let output = try Model(config: config, source: source, origin: model.origin, files: model.files.merging(files) { $1 },
+                               tokenizerJSON: model.tokenizerJSON)
         return (output, recombiner?.summaries ?? [:])
     }
 }
