@@ -47,10 +47,19 @@ extension MoECompress {
         @Option(name: .shortAndLong, help: ArgumentHelp("Output GGUF file.", valueName: "file"))
         var output: String
 
-        @Option(help: ArgumentHelp("ggml type of the weight matrices (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0).", valueName: "type"))
-        var types: GGMLType
+        @Option(help: ArgumentHelp("Without --bits: the ggml type of every weight matrix. With --bits: the candidate types (comma-separated; default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0).", valueName: "types"))
+        var types: String?
 
-        @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate` (importance weights).", valueName: "file"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Average bits per weight of the whole file, as llama.cpp counts them (e.g. 4.5, 3.5, 2.75).", valueName: "B"))
+        var bits: Double?
+
+        @Option(help: ArgumentHelp("Read each tensor's type from this plan (written by --dry-run).", valueName: "file"))
+        var plan: String?
+
+        @Flag(help: "Write the plan (tensor → type, bytes, predicted error) as JSON to --output instead of quantizing.")
+        var dryRun = false
+
+        @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`: its calibration windows are drawn again for the importance pass.", valueName: "file"))
         var stats: String?
 
         @OptionGroup var calibration: CalibrationOptions
@@ -62,27 +71,81 @@ extension MoECompress {
 
         @OptionGroup var computeOptions: ComputeOptions
 
+        static let defaultCandidates: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
+
         func validate() throws {
             if stats != nil && !calibration.sources.isEmpty { throw ValidationError("pass at most one of --stats FILE and --data FILE[:N]") }
+            if bits != nil && plan != nil { throw ValidationError("pass at most one of --bits and --plan") }
+            if let bits, !(bits.isFinite && bits > 0) { throw ValidationError("--bits \(bits): must be a positive number of bits per weight") }
+            if bits == nil && plan == nil {
+                guard let types, candidateTypes(types)?.count == 1 else {
+                    throw ValidationError("pass --types TYPE (one ggml type), --bits B or --plan FILE")
+                }
+            }
+            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
+            if bits != nil && stats == nil && calibration.sources.isEmpty {
+                throw ValidationError("--bits measures each type's error on calibration text: pass --data FILE[:N] or --stats FILE")
+            }
+            if dryRun && plan != nil { throw ValidationError("--dry-run writes a plan; --plan reads one") }
+        }
+
+        func candidateTypes(_ list: String) -> [GGMLType]? {
+            let types = list.split(separator: ",").map { GGMLType(name: $0.trimmingCharacters(in: .whitespaces)) }
+            return types.contains(nil) || types.isEmpty ? nil : types.compactMap { $0 }
         }
 
         func run() throws {
             try computeOptions.apply()
             let input = try Model.open(path: model)
             let heldOut = try evaluation.ids(for: input)
-            var statistics: RouterStatistics?
-            if let stats {
-                let read = try StatisticsFile.read(URL(fileURLWithPath: stats))
-                try read.check(against: input, file: stats)
-                statistics = read
-            } else if !calibration.sources.isEmpty {
-                statistics = try calibration.measure(input, name: model, precision: computeOptions.compute)
+            let destination = URL(fileURLWithPath: output)
+            if !force && FileManager.default.fileExists(atPath: destination.path) {
+                throw ValidationError("\(output): already exists (use --force to replace it)")
             }
             let (_, tensors) = try GGUFExport.layout(input)
-            let assignment = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, TypeRules.legal(types, for: $0)) })
-            let importance = statistics.map { ExpertImportance(statistics: $0) }
+            let importance = try measureImportance(input)
+
+            let quantPlan: QuantPlan
+            if let plan {
+                let read = try QuantPlan.read(URL(fileURLWithPath: plan))
+                _ = try read.types(for: tensors, file: plan)
+                quantPlan = read
+            } else if let bits {
+                guard let importance else { throw ValidationError("--bits needs --data or --stats") }
+                let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates
+                let bar = ProgressBar(label: "measure")
+                let table = try ErrorTable.measure(input, tensors: tensors, types: candidates, importance: importance) { bar.update(done: $0, total: $1) }
+                let weights = tensors.reduce(0) { $0 + $1.elementCount }
+                let budget = Int((bits * Double(weights) / 8).rounded(.down))
+                let allocation: BitAllocation
+                do {
+                    allocation = try BitAllocation.solve(table.candidates.map { $0.map { ($0.bytes, $0.error) } }, budget: budget)
+                } catch let failure as BitAllocation.Failure {
+                    let smallest = table.candidates.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
+                    let largest = table.candidates.reduce(0) { $0 + ($1.map(\.bytes).max() ?? 0) }
+                    let range = String(format: "%.4f to %.4f", Double(smallest * 8) / Double(weights), Double(largest * 8) / Double(weights))
+                    throw ValidationError("--bits \(bits): \(failure); the candidates \(candidates.map(\.name).joined(separator: ",")) reach \(range) bits per weight on this model")
+                }
+                quantPlan = QuantPlan(model: model, targetBitsPerWeight: bits, tensors: tensors.indices.map { index in
+                    let chosen = table.candidates[index][allocation.choice[index]]
+                    return QuantPlan.entry(tensors[index], type: chosen.type, error: chosen.error)
+                })
+            } else {
+                let type = candidateTypes(types ?? "")![0]
+                quantPlan = QuantPlan(model: model, targetBitsPerWeight: nil,
+                                      tensors: tensors.map { QuantPlan.entry($0, type: TypeRules.legal(type, for: $0), error: nil) })
+            }
+
+            if dryRun {
+                try writeAtomically(try quantPlan.json(), to: destination)
+                print(String(format: "wrote plan %@: %.4f bits/weight, %ld bytes, %ld tensors%@", output, quantPlan.bitsPerWeight,
+                             quantPlan.bytes, quantPlan.tensors.count,
+                             quantPlan.predictedError.map { String(format: ", predicted error %.6g", $0) } ?? ""))
+                return
+            }
+            let assignment = try quantPlan.types(for: tensors, file: plan ?? output)
             let bar = ProgressBar(label: "quantize")
-            let summary = try GGUFExport.write(input, to: URL(fileURLWithPath: output), types: assignment,
+            let summary = try GGUFExport.write(input, to: destination, types: assignment,
                                                importance: importance?.weights, overwrite: force) { bar.update(done: $0, total: $1) }
             var counts: [GGMLType: Int] = [:]
             for type in summary.types.values { counts[type, default: 0] += 1 }
@@ -95,6 +158,29 @@ extension MoECompress {
                 let after = try evaluation.measure(written, ids: heldOut, label: "eval after", precision: computeOptions.compute)
                 print(String(format: "perplexity before %.4f, after %.4f (%@, seq-len %ld, %ld tokens)",
                              before.perplexity, after.perplexity, evaluation.evalText ?? "", evaluation.evalSeqLen, heldOut.count))
+            }
+        }
+
+        /// The imatrix pass over --data, or over --stats' windows drawn again (checked to be this model's).
+        private func measureImportance(_ input: Model) throws -> InputImportance? {
+            let data: CalibrationData
+            if let stats {
+                let statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
+                try statistics.check(against: input, file: stats)
+                data = try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
+            } else if !calibration.sources.isEmpty {
+                data = try calibration.data(for: input)
+            } else {
+                return nil
+            }
+            let bar = ProgressBar(label: "importance")
+            return try InputImportance.collect(from: input, data: data, precision: computeOptions.compute,
+                                               batchTokens: calibration.batchTokens) { bar.update(done: $0, total: $1) }
+        }
+
+        private func writeAtomically(_ data: Data, to url: URL) throws {
+            do { try data.write(to: url, options: .atomic) } catch {
+                throw ValidationError("\(url.path): cannot write: \(error.localizedDescription)")
             }
         }
     }

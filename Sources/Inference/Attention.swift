@@ -30,7 +30,8 @@ struct Attention {
     }
 
     /// Adds the attention output for `normed` (the input-normalised hidden states) to `residual`.
-    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer, timings: ForwardTimings) throws {
+    func apply(normed: FloatBuffer, batch: TokenBatch, residual: FloatBuffer, timings: ForwardTimings,
+               observer: ForwardObserver? = nil) throws {
         let tokens = batch.tokenCount
         let headDim = model.headDim
         let queryWidth = model.attentionHeads * headDim
@@ -41,6 +42,7 @@ struct Attention {
         try query.apply(normed.pointer, tokens: tokens, into: q.pointer)
         try key.apply(normed.pointer, tokens: tokens, into: k.pointer)
         try value.apply(normed.pointer, tokens: tokens, into: v.pointer)
+        observer?.observeInput(of: Array(projectionNames[0..<3]), normed.pointer, tokens: tokens, width: model.hiddenSize)
 
         if let queryNorm, let keyNorm {
             // Per head: rows of head_dim values; whole projection: one row per token.
@@ -70,6 +72,7 @@ struct Attention {
             try kernel.apply(q: q.pointer, k: k.pointer, v: v.pointer, sequences: sequences, into: context.pointer, threads: BLAS.threads)
         }
         let projected = FloatBuffer(uninitializedCount: tokens * model.hiddenSize)
+        observer?.observeInput(of: [projectionNames[3]], context.pointer, tokens: tokens, width: queryWidth)
         try output.apply(context.pointer, tokens: tokens, into: projected.pointer)
         for index in 0..<residual.count { residual[index] += projected[index] }
     }

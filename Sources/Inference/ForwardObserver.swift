@@ -41,6 +41,16 @@ public struct MoEBlockActivations {
     public let routedOutput: UnsafeBufferPointer<Float>
 }
 
+/// The rows entering weight matrices, as llama.cpp's imatrix collects them: `tokens x width`
+/// values that every tensor in `weights` multiplies (q, k and v share their input; an expert's
+/// gate and up share the tokens routed to it).
+public struct LinearInput {
+    public let weights: [String]
+    public let tokens: Int
+    public let width: Int
+    public let rows: UnsafeBufferPointer<Float>
+}
+
 /// Watches the batch pass through each sparse layer, without a second forward implementation.
 /// Expert activations are large, so they are delivered only when asked for; the buffers are
 /// valid only during the call.
@@ -53,6 +63,9 @@ public protocol ForwardObserver: AnyObject {
     func observe(expert: ExpertActivations)
     /// After every routed expert of the layer has run, before the shared expert is added.
     func observe(block: MoEBlockActivations)
+    /// Whether `observe(linearInput:)` is wanted: the input of every quantizable weight matrix.
+    var wantsLinearInputs: Bool { get }
+    func observe(linearInput: LinearInput)
 }
 
 extension ForwardObserver {
@@ -60,6 +73,17 @@ extension ForwardObserver {
     public var wantsBlockActivations: Bool { false }
     public func observe(expert: ExpertActivations) {}
     public func observe(block: MoEBlockActivations) {}
+    public var wantsLinearInputs: Bool { false }
+    public func observe(linearInput: LinearInput) {}
+}
+
+extension ForwardObserver {
+    /// Delivers `rows` as the input of `weights` when linear inputs are wanted.
+    func observeInput(of weights: [String], _ rows: UnsafePointer<Float>, tokens: Int, width: Int) {
+        guard wantsLinearInputs else { return }
+        observe(linearInput: LinearInput(weights: weights, tokens: tokens, width: width,
+                                         rows: UnsafeBufferPointer(start: rows, count: tokens * width)))
+    }
 }
 
 /// Records every routing trace; what `forward` prints and the fixture tests compare.

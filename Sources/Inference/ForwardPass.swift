@@ -42,7 +42,7 @@ public final class ForwardPass {
             let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
             normalize(states, into: normed, weight: inputNorm)
             let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
-            try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states, timings: timings) }
+            try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states, timings: timings, observer: observer) }
             source.release(attention.projectionNames)
             try checkFinite(states, after: "layer \(layer)'s attention")
 
@@ -53,7 +53,7 @@ public final class ForwardPass {
                 let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
                                        down: names.denseDown.filled(layer: layer), from: source, precision: precision)
                 let output = FloatBuffer(uninitializedCount: states.count)
-                try mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer)
+                try mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer, observer: observer)
                 for index in 0..<states.count { states[index] += output[index] }
             case .sparse(let shape):
                 let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision,
@@ -66,6 +66,7 @@ public final class ForwardPass {
         let finalNorm = try readVector(names.finalNorm, from: source)
         normalize(states, into: states, weight: finalNorm)
         try checkFinite(states, after: "the final norm")
+        observer?.observeInput(of: [model.outputHeadName(in: source)], states.pointer, tokens: batch.tokenCount, width: model.hiddenSize)
         return states
     }
 

@@ -48,7 +48,7 @@ struct SparseMoEBlock {
                 layer: layer, input: UnsafeBufferPointer(start: normed.pointer, count: normed.count), residual: UnsafeBufferPointer(start: residual.pointer, count: residual.count),
                 routedOutput: UnsafeBufferPointer(start: combined.pointer, count: combined.count)))
         }
-        try addSharedExpert(normed: normed, tokens: tokens, into: combined)
+        try addSharedExpert(normed: normed, tokens: tokens, into: combined, observer: observer)
         for index in 0..<residual.count { residual[index] += combined[index] }
     }
 
@@ -114,7 +114,7 @@ struct SparseMoEBlock {
             }
             let outputs = FloatBuffer(uninitializedCount: members.count * hidden)
             try timings.measureExpertMatmul(flops: 6 * Double(members.count * hidden * shape.expertWidth)) {
-                try mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer)
+                try mlp.apply(inputs.pointer, tokens: members.count, into: outputs.pointer, observer: observer)
             }
             source.release(tensorNames(expert))  // the weights may have been used in place
             if let observer, observer.wantsExpertActivations {
@@ -130,11 +130,11 @@ struct SparseMoEBlock {
     }
 
     /// The always-on shared expert, scaled per token by its sigmoid gate where the family has one.
-    private func addSharedExpert(normed: FloatBuffer, tokens: Int, into combined: FloatBuffer) throws {
+    private func addSharedExpert(normed: FloatBuffer, tokens: Int, into combined: FloatBuffer, observer: ForwardObserver?) throws {
         guard let sharedExpert else { return }
         let hidden = model.hiddenSize
         let shared = FloatBuffer(uninitializedCount: tokens * hidden)
-        try sharedExpert.apply(normed.pointer, tokens: tokens, into: shared.pointer)
+        try sharedExpert.apply(normed.pointer, tokens: tokens, into: shared.pointer, observer: observer)
         let gates = FloatBuffer(count: tokens)
         try sharedExpertRouter?.apply(normed.pointer, tokens: tokens, into: gates.pointer)
         for token in 0..<tokens {
