@@ -75,6 +75,7 @@ extension MoECompress {
 
         func validate() throws {
             if stats != nil && !calibration.sources.isEmpty { throw ValidationError("pass at most one of --stats FILE and --data FILE[:N]") }
+            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
             if bits != nil && plan != nil { throw ValidationError("pass at most one of --bits and --plan") }
             if let bits, !(bits.isFinite && bits > 0) { throw ValidationError("--bits \(bits): must be a positive number of bits per weight") }
             if bits == nil && plan == nil {
@@ -82,7 +83,6 @@ extension MoECompress {
                     throw ValidationError("pass --types TYPE (one ggml type), --bits B or --plan FILE")
                 }
             }
-            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
             if bits != nil && stats == nil && calibration.sources.isEmpty {
                 throw ValidationError("--bits measures each type's error on calibration text: pass --data FILE[:N] or --stats FILE")
             }
