@@ -67,6 +67,8 @@ let package = Package(
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "FixtureSupport"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quantization", "FixtureSupport"]),
+        .testTarget(name: "QuantizingTests", dependencies: ["Quantizing", "GGUF", "Models", "FixtureSupport"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"], path: "Tests/MergingTests"),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "Models", "Inference", "FixtureSupport"]),
