@@ -79,6 +79,6 @@ let package = Package(
 // its `main`, so it links only with `--sanitize fuzzer`; other builds do not see it.
 if Context.environment["MOE_COMPRESS_FUZZ"] == "1" {
     package.products.append(.executable(name: "moe-compress-fuzz", targets: ["Fuzz"]))
-    package.targets.append(.executableTarget(name: "Fuzz", dependencies: ["Architectures", "Checkpoint", "Tokenizer"], path: "Fuzz",
+    package.targets.append(.executableTarget(name: "Fuzz", dependencies: ["Architectures", "Checkpoint", "GGUF", "Tokenizer"], path: "Fuzz",
                                              exclude: ["dictionaries", "lsan.supp"]))
 }
