@@ -152,6 +152,9 @@ extension MoECompress {
             let typeList = counts.sorted { $0.value > $1.value }.map { "\($0.key.name) ×\($0.value)" }.joined(separator: ", ")
             print(String(format: "wrote %@: %ld bytes (%.2f MiB), %.4f bits/weight over %ld weights; tensors: %@",
                          output, summary.bytes, Double(summary.bytes) / 1_048_576, summary.bitsPerWeight, summary.weights, typeList))
+            if !summary.unweighted.isEmpty {
+                print("\(summary.unweighted.count) tensors no calibration token reached were rounded without importance weights, e.g. \(summary.unweighted.prefix(3).joined(separator: ", "))")
+            }
             if let heldOut {
                 let before = try evaluation.measure(input, ids: heldOut, label: "eval before", precision: computeOptions.compute)
                 let written = try Model.open(path: output)

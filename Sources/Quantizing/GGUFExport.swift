@@ -23,6 +23,10 @@ public enum GGUFExport {
         public let bitsPerWeight: Double
         public let weights: Int
         public let types: [String: GGMLType]
+        /// Source tensors quantized without importance weights although weights were given for
+        /// the model: experts no calibration token was routed to (rounded as llama-quantize does
+        /// without imatrix data for them).
+        public let unweighted: [String]
     }
 
     /// The tensors a model becomes, for planning before writing.
@@ -62,6 +66,7 @@ public enum GGUFExport {
         let values = FloatBuffer(uninitializedCount: largest)
         let encoded = UnsafeMutableRawBufferPointer.allocate(byteCount: largest * 4, alignment: 64)
         defer { encoded.deallocate() }
+        var unweighted: [String] = []
         for (index, (plan, info)) in zip(plans, declared).enumerated() {
             let sliceBytes = info.type.rowBytes(plan.rowLength) * plan.rowsPerSource
             for (slice, name) in plan.sources.enumerated() {
@@ -70,6 +75,7 @@ public enum GGUFExport {
                     GGUFTensorSource.permuteRows(values.pointer, rows: plan.rowsPerSource, rowLength: plan.rowLength, heads: heads)
                 }
                 let weights = info.type.isQuantized ? importance?(plan, slice) : nil
+                if importance != nil && info.type.isQuantized && weights == nil && plan.role != .embedding { unweighted.append(name) }
                 do {
                     if let weights {
                         try weights.withUnsafeBufferPointer {
@@ -92,7 +98,8 @@ public enum GGUFExport {
         let weights = declared.reduce(0) { $0 + $1.elementCount }
         let dataBits = declared.reduce(0) { $0 + $1.byteCount } * 8
         return Summary(path: destination.path, bytes: writer.fileSize, bitsPerWeight: Double(dataBits) / Double(max(weights, 1)),
-                       weights: weights, types: Dictionary(uniqueKeysWithValues: declared.map { ($0.name, $0.type) }))
+                       weights: weights, types: Dictionary(uniqueKeysWithValues: declared.map { ($0.name, $0.type) }),
+                       unweighted: unweighted)
     }
 
     /// general.name: the model directory's name.
