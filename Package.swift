@@ -46,7 +46,7 @@ let package = Package(
         // truncated SVD (LAPACK's gesdd).
         .target(name: "Merging", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
         // ggml's block formats (GGUF tensor types): encoders and decoders byte-exact to ggml.
-        .target(name: "Quantization", dependencies: ["Tensors"]),
+        .target(name: "Quantization", dependencies: ["Tensors", "CLinearAlgebra"]),
         // GGUF export: type rules, the writer of a model as llama.cpp's GGUF, bit allocation.
         .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Architectures", "Checkpoint", "Tensors"]),
         .executableTarget(
