@@ -48,7 +48,7 @@ let package = Package(
         // ggml's block formats (GGUF tensor types): encoders and decoders byte-exact to ggml.
         .target(name: "Quantization", dependencies: ["Tensors", "CLinearAlgebra"]),
         // GGUF export: type rules, the writer of a model as llama.cpp's GGUF, bit allocation.
-        .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Architectures", "Checkpoint", "Tensors"]),
+        .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"]),
         .executableTarget(
             name: "CLI",
             dependencies: [

@@ -6,8 +6,9 @@ import Models
 import Quantization
 import Quantizing
 
-extension GGMLType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
+/// How each tensor is rounded to its type's grid.
+enum QuantizeMethod: String, ExpressibleByArgument, CaseIterable {
+    case rtn, gptq
 }
 
 extension MoECompress {
@@ -53,6 +54,9 @@ extension MoECompress {
         @Option(parsing: .unconditional, help: ArgumentHelp("Average bits per weight of the whole file, as llama.cpp counts them (e.g. 4.5, 3.5, 2.75).", valueName: "B"))
         var bits: Double?
 
+        @Option(help: ArgumentHelp("rtn: round to each block's grid with imatrix weights; gptq: GPTQ with each layer's input Hessians (needs --data or --stats).", valueName: "method"))
+        var method: QuantizeMethod = .rtn
+
         @Option(help: ArgumentHelp("Read each tensor's type from this plan (written by --dry-run).", valueName: "file"))
         var plan: String?
 
@@ -86,6 +90,9 @@ extension MoECompress {
             if bits != nil && stats == nil && calibration.sources.isEmpty {
                 throw ValidationError("--bits measures each type's error on calibration text: pass --data FILE[:N] or --stats FILE")
             }
+            if method == .gptq && stats == nil && calibration.sources.isEmpty {
+                throw ValidationError("--method gptq measures each layer's input Hessians on calibration text: pass --data FILE[:N] or --stats FILE")
+            }
             if dryRun && plan != nil { throw ValidationError("--dry-run writes a plan; --plan reads one") }
         }
 
@@ -103,7 +110,11 @@ extension MoECompress {
                 throw ValidationError("\(output): already exists (use --force to replace it)")
             }
             let (_, tensors) = try GGUFExport.layout(input)
-            let importance = try measureImportance(input)
+            let data = try calibrationData(input)
+            // The imatrix pass: rounding weights for rtn, and the measured errors --bits allocates by.
+            let importance = try data.flatMap { data in
+                try (method == .rtn || bits != nil) ? measureImportance(input, data: data) : nil
+            }
 
             let quantPlan: QuantPlan
             if let plan {
@@ -144,16 +155,23 @@ extension MoECompress {
                 return
             }
             let assignment = try quantPlan.types(for: tensors, file: plan ?? output)
-            let bar = ProgressBar(label: "quantize")
+            let quantizer: TensorQuantizer
+            switch method {
+            case .rtn: quantizer = WeightedRounding(importance: importance)
+            case .gptq:
+                guard let data else { throw ValidationError("--method gptq needs --data or --stats") }
+                quantizer = try LayerwiseGPTQ(model: input, data: data, precision: computeOptions.compute, batchTokens: calibration.batchTokens)
+            }
+            let bar = ProgressBar(label: method == .gptq ? "gptq" : "quantize")
             let summary = try GGUFExport.write(input, to: destination, types: assignment,
-                                               importance: importance?.weights, overwrite: force) { bar.update(done: $0, total: $1) }
+                                               quantizer: quantizer, overwrite: force) { bar.update(done: $0, total: $1) }
             var counts: [GGMLType: Int] = [:]
             for type in summary.types.values { counts[type, default: 0] += 1 }
             let typeList = counts.sorted { $0.value > $1.value }.map { "\($0.key.name) ×\($0.value)" }.joined(separator: ", ")
             print(String(format: "wrote %@: %ld bytes (%.2f MiB), %.4f bits/weight over %ld weights; tensors: %@",
                          output, summary.bytes, Double(summary.bytes) / 1_048_576, summary.bitsPerWeight, summary.weights, typeList))
-            if !summary.unweighted.isEmpty {
-                print("\(summary.unweighted.count) tensors no calibration token reached were rounded without importance weights, e.g. \(summary.unweighted.prefix(3).joined(separator: ", "))")
+            for (tensor, note) in summary.fallbacks.sorted(by: { $0.key < $1.key }) {
+                print("\(tensor): \(note)")
             }
             if let heldOut {
                 let before = try evaluation.measure(input, ids: heldOut, label: "eval before", precision: computeOptions.compute)
@@ -164,18 +182,18 @@ extension MoECompress {
             }
         }
 
-        /// The imatrix pass over --data, or over --stats' windows drawn again (checked to be this model's).
-        private func measureImportance(_ input: Model) throws -> InputImportance? {
-            let data: CalibrationData
+        /// The windows of --data, or of --stats drawn again (checked to be this model's).
+        private func calibrationData(_ input: Model) throws -> CalibrationData? {
             if let stats {
                 let statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
                 try statistics.check(against: input, file: stats)
-                data = try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
-            } else if !calibration.sources.isEmpty {
-                data = try calibration.data(for: input)
-            } else {
-                return nil
+                return try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
             }
+            return calibration.sources.isEmpty ? nil : try calibration.data(for: input)
+        }
+
+        /// The imatrix pass over the calibration windows.
+        private func measureImportance(_ input: Model, data: CalibrationData) throws -> InputImportance {
             let bar = ProgressBar(label: "importance")
             return try InputImportance.collect(from: input, data: data, precision: computeOptions.compute,
                                                batchTokens: calibration.batchTokens) { bar.update(done: $0, total: $1) }

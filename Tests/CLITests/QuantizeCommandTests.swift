@@ -44,6 +44,20 @@ struct QuantizeCommandTests {
         #expect(abs(mixed - full) < full * 0.1, "\(mixed) vs \(full)")
     }
 
+    @Test func gptqWritesALoadableFileAndReportsStarvedExperts() throws {
+        let output = try Fixtures.temporaryDirectory().appendingPathComponent("gptq.gguf")
+        let result = try MoECompressBinary.run(["quantize", "Fixtures/default-model", "-o", output.path, "--types", "Q8_0", "--method", "gptq"]
+                                               + Self.calibration)
+        #expect(result.status == 0, "\(result.stderr)")
+        let quantized = try perplexity(output.path), full = try perplexity("Fixtures/default-model")
+        #expect(abs(quantized - full) < full * 0.02, "\(quantized) vs \(full)")
+        // 64 calibration tokens: every expert sees fewer than GPTQ's minimum and is reported.
+        let starved = try MoECompressBinary.run(["quantize", "Fixtures/default-model", "-o", output.path, "--types", "Q4_0", "--method", "gptq",
+                                                 "--data", "Fixtures/text/calibration.txt", "--seq-len", "32", "--samples", "2", "--force"])
+        #expect(starved.status == 0, "\(starved.stderr)")
+        #expect(starved.stdout.contains("block_sparse_moe.experts.") && starved.stdout.contains("weighted rounding instead"), "\(starved.stdout)")
+    }
+
     @Test func badQuantizeInput() throws {
         let refuse = PruneCommandTests().expectRefused
         let directory = try Fixtures.temporaryDirectory()
@@ -53,6 +67,7 @@ struct QuantizeCommandTests {
         try refuse(base + ["--bits", "40"] + Self.calibration, "--bits 40.0: the budget is above the largest mix", output)
         try refuse(base + ["--bits", "4"], "pass --data FILE[:N] or --stats FILE", output)
         try refuse(base + ["--types", "Q9_K"], "--types Q9_K: unknown ggml type", output)
+        try refuse(base + ["--types", "Q4_K", "--method", "gptq"], "--method gptq measures each layer's input Hessians", output)
         try refuse(base, "pass --types TYPE (one ggml type), --bits B or --plan FILE", output)
         let stats = try PruneCommandTests.statistics.get().path
         try refuse(["quantize", "Fixtures/models/tiny-mixtral", "-o", output.path, "--types", "Q8_0", "--stats", stats], "measured on another model", output)
