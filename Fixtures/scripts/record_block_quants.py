@@ -23,7 +23,10 @@ Writes Fixtures/records/block-quants.json:
   Cases: all zeros, a constant row, one huge outlier among small normals, tiny (1e-30) normals,
   negative-only, two rows of normals (512), Student-t with 3 degrees of freedom, normals plus an
   offset (all positive), sub-blocks of very different magnitudes, half-integers (rounding ties),
-  mostly zeros with a few values, and subnormal-sized values (where block scales underflow).
+  mostly zeros with a few values, subnormal-sized values (where block scales underflow),
+  half-integers with a maximum of 127 (Q8_0's roundf meets exact ties), and eight rows of other
+  shapes (Student-t 2, shifted Laplace, negative exponential, 30% dense, per-16 magnitudes from
+  1e-3 to 1e3, 1e-38, 1e4, uniform).
 """
 
 from __future__ import annotations
@@ -80,6 +83,14 @@ def make_cases() -> list[tuple[str, np.ndarray]]:
     sparse[0, picks] = rng.standard_normal(12)
     cases.append(("sparse", sparse))
     cases.append(("subnormal", rng.standard_normal((1, 256)) * 1e-39))
+    ties = rng.integers(-254, 255, (1, 256)) * 0.5
+    ties[0, ::32] = 127.0
+    cases.append(("roundf-ties", ties))
+    mixed = np.stack([rng.standard_t(2, 256), rng.laplace(size=256) + 1.5, -rng.exponential(size=256),
+                      np.where(rng.uniform(size=256) < 0.3, rng.standard_normal(256), 0.0),
+                      rng.standard_normal(256) * np.repeat(10.0 ** rng.uniform(-3, 3, 16), 16),
+                      rng.standard_normal(256) * 1e-38, rng.standard_normal(256) * 1e4, rng.uniform(-1, 1, 256)])
+    cases.append(("mixed-rows", mixed))
     return [(name, x.astype(np.float32)) for name, x in cases]
 
 
