@@ -83,8 +83,23 @@ typealias Lanes = SIMD8<Float>
 private let magicRound = Lanes(repeating: 12_582_912)
 
 extension SIMD8<Float> {
-    // Masked replacement compiles to compare-and-blend; the standard pointwiseMin/Max do not
-    // inline and go lane by lane through Float.minimum's NaN rules.
+    // The standard pointwiseMin/Max do not inline and go lane by lane through Float.minimum's
+    // NaN rules; a masked replacement on each 4-lane half compiles to minps/maxps.
+    @inline(__always) func clamped(_ lower: Self, _ upper: Self) -> Self {
+        Self(lowHalf: lowHalf.clamped(lower.lowHalf, upper.lowHalf), highHalf: highHalf.clamped(lower.highHalf, upper.highHalf))
+    }
+
+    @inline(__always) func capped(_ upper: Self) -> Self {
+        Self(lowHalf: lowHalf.capped(upper.lowHalf), highHalf: highHalf.capped(upper.highHalf))
+    }
+
+    /// fabsf in every lane: the sign bits cleared.
+    @inline(__always) var magnitude: Self {
+        unsafeBitCast(unsafeBitCast(self, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: Self.self)
+    }
+}
+
+extension SIMD4<Float> {
     @inline(__always) func clamped(_ lower: Self, _ upper: Self) -> Self {
         var result = self
         result.replace(with: lower, where: result .< lower)
@@ -92,9 +107,10 @@ extension SIMD8<Float> {
         return result
     }
 
-    /// fabsf in every lane: the sign bits cleared.
-    @inline(__always) var magnitude: Self {
-        unsafeBitCast(unsafeBitCast(self, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: Self.self)
+    @inline(__always) func capped(_ upper: Self) -> Self {
+        var result = self
+        result.replace(with: upper, where: result .> upper)
+        return result
     }
 }
 
@@ -230,7 +246,9 @@ private func trialSums(count: Int, _ x: UnsafePointer<Float>, weights: UnsafePoi
                        trial: UnsafeMutablePointer<Lanes>) -> (Lanes, Lanes, Lanes) {
     var sumL = Lanes(), sumL2 = Lanes(), sumXL = Lanes()
     for i in 0..<count {
-        let l = roundedHalfEven(iscales * Lanes(repeating: x[i] - low)).clamped(Lanes(), top)
+        // Every lane's scale is positive, so a value below `low` rounds to a level ≤ 0 in every
+        // lane, which ggml clamps to 0: clamping x − low at 0 first gives the same levels.
+        let l = roundedHalfEven(iscales * Lanes(repeating: Swift.max(x[i] - low, 0))).capped(top)
         trial[i] = l
         let wl = Lanes(repeating: weights[i]) * l
         sumL += wl
