@@ -130,7 +130,7 @@ func symmetricScaleRefined(count: Int, nmax: Int, _ x: UnsafePointer<Float>, lev
     var sumlx: Float = 0, suml2: Float = 0
     for i in 0..<count {
         let l = clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1)
-        levels[i] = Int8(l)
+        levels[i] = Int8(truncatingIfNeeded: l)
         let w = x[i] * x[i], fl = Float(l)
         sumlx += w * x[i] * fl
         suml2 += w * fl * fl
@@ -147,7 +147,7 @@ func symmetricScaleRefined(count: Int, nmax: Int, _ x: UnsafePointer<Float>, lev
             slx += w * x[i] * Float(l)
             sl2 += w * Float(l) * Float(l)
             if sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
-                levels[i] = Int8(l)
+                levels[i] = Int8(truncatingIfNeeded: l)
                 sumlx = slx
                 suml2 = sl2
                 changed = true
@@ -155,7 +155,7 @@ func symmetricScaleRefined(count: Int, nmax: Int, _ x: UnsafePointer<Float>, lev
         }
         if !changed { break }
     }
-    for i in 0..<count { levels[i] += Int8(nmax) }
+    for i in 0..<count { levels[i] &+= Int8(truncatingIfNeeded: nmax) }
     return suml2 > 0 ? sumlx / suml2 : 0
 }
 
