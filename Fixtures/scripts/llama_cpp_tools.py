@@ -7,6 +7,8 @@
 The build lives in $LLAMA_CPP_DIR (default /work/llama-cpp): tools in bin/, shared libraries
 in lib/. The ctypes prototypes below follow ggml/include/ggml.h of the llama.cpp that
 llama-cpp-python 0.3.36 vendors (commit 0c1e57098bba43ac29e6e3b677cdceebdd22334f).
+ggml_quantize_chunk lives in libggml-base.so, which is built without AVX flags (the SIMD code
+is in libggml-cpu.so), so quantize_rows gives the same bytes on all our machines.
 
 Running this file checks the library: it quantizes a random 4x256 matrix to Q4_K with and
 without an importance matrix and prints the RMS error after dequantizing with gguf.
