@@ -14,31 +14,48 @@ enum QuantizeMethod: String, ExpressibleByArgument, CaseIterable {
 extension MoECompress {
     struct Quantize: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the model as one GGUF file for llama.cpp, every weight matrix in the given ggml type.",
+            abstract: "Write the model as one GGUF file for llama.cpp, each tensor in the ggml type its measured error earns.",
             discussion: """
             The output loads in llama.cpp (llama-cli, llama-server, llama-perplexity, \
             llama-cpp-python) with llama.cpp's own names, hyperparameters and tokenizer for the \
             family (Mixtral as `llama`, `qwen2moe`, `qwen3moe`, `olmoe`), experts stacked per \
-            projection. It is the streaming replacement for convert_hf_to_gguf.py plus \
-            llama-quantize: one expert's matrix is in memory at a time.
+            projection (llama.cpp gives one type to all experts of a layer's projection). It is the \
+            streaming replacement for convert_hf_to_gguf.py plus llama-quantize: one expert's matrix \
+            is in memory at a time. Norms, biases and routers stay F32; a row length a type's blocks \
+            do not tile falls back as llama-quantize does (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, \
+            Q5_K → Q5_1, Q6_K → Q8_0, then F16).
 
-            --types TYPE is the ggml type of every weight matrix: F32, F16, BF16 (a plain \
-            conversion), Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K (k-quants: 256-weight super-blocks, \
-            Iwan Kawrakow, llama.cpp PR #1684), Q5_1, Q5_0, Q4_1, Q4_0. Norms, biases and routers \
-            stay F32. A row length that a type's blocks do not tile falls back as llama-quantize \
-            does (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, then F16).
+            Types: F32, F16, BF16 (plain conversions; also --bits 16 / --bits 32), Q8_0, Q6_K, Q5_K, \
+            Q4_K, Q3_K, Q2_K (k-quants, 256-weight super-blocks: llama.cpp PR #1684), Q5_1, Q5_0, \
+            Q4_1, Q4_0; the blocks are byte-identical to ggml's own quantizer.
 
-            With --stats FILE (from `moe-compress calibrate`) or --data FILE[:N], each routed \
-            expert's gate and up rows are rounded with importance weights: the mean squares of the \
-            inputs routed to that expert, the per-column weights of llama.cpp's imatrix (PR #4861), \
-            so each expert is quantized for the tokens it actually sees. An expert no token \
-            reached is rounded without weights.
+            Calibration (--data FILE[:N], or --stats FILE whose windows are drawn again): one forward \
+            pass measures every weight matrix's input second moments, llama.cpp's importance matrix \
+            (imatrix, llama.cpp PR #4861), each routed expert's over only the tokens routed to it.
+
+              --types TYPE        every weight matrix in TYPE
+              --bits B            B bits per weight over the whole file, as llama.cpp counts them: for \
+            every tensor and candidate type (--types T1,T2,…; default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0) \
+            the squared output error its rounding causes on the calibration tokens is measured (an \
+            expert's counted as often as the router uses it), and the mix with the least total error \
+            within the size is solved exactly (multiple-choice knapsack by dynamic programming, as \
+            exllamav2's optimiser and MC-MoE's PMQ, Huang et al. 2024, arXiv 2410.06270, pose it)
+              --dry-run           write that plan (tensor → type, bytes, predicted error) as JSON to -o
+              --plan FILE         apply a plan written by --dry-run (checked against the model)
+
+            --method rtn (default) rounds to each block's grid with the imatrix weights, as \
+            llama-quantize does. --method gptq runs GPTQ (Frantar et al. 2022, arXiv 2210.17323) on \
+            the same grids: each layer is run once on the calibration streams to sum its matrices' \
+            input Hessians (an expert's over its routed tokens), each block's scales are chosen as the \
+            updates reach it, and the dampening grows when the Hessian is singular. An expert with \
+            fewer than max(64, row length / 4) routed tokens is rounded with importance weights \
+            instead, and listed.
 
             --eval FILE prints held-out perplexity of the input and of the written GGUF, read back \
             by moe-compress's own forward pass.
 
             Example:
-              moe-compress quantize Fixtures/default-model -o /tmp/default-q4k.gguf --types Q4_K \\
+              moe-compress quantize Fixtures/default-model -o /tmp/default-4.5.gguf --bits 4.5 \\
                 --data Fixtures/text/calibration.txt --eval Fixtures/text/heldout.txt
             """)
 
@@ -77,6 +94,12 @@ extension MoECompress {
 
         static let defaultCandidates: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
 
+        /// `--bits 16` and `--bits 32` without --types are plain conversions (every matrix F16 or F32).
+        var conversion: GGMLType? {
+            guard types == nil, let bits else { return nil }
+            return bits == 16 ? .f16 : bits == 32 ? .f32 : nil
+        }
+
         func validate() throws {
             if stats != nil && !calibration.sources.isEmpty { throw ValidationError("pass at most one of --stats FILE and --data FILE[:N]") }
             if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
@@ -87,7 +110,7 @@ extension MoECompress {
                     throw ValidationError("pass --types TYPE (one ggml type), --bits B or --plan FILE")
                 }
             }
-            if bits != nil && stats == nil && calibration.sources.isEmpty {
+            if bits != nil && conversion == nil && stats == nil && calibration.sources.isEmpty {
                 throw ValidationError("--bits measures each type's error on calibration text: pass --data FILE[:N] or --stats FILE")
             }
             if method == .gptq && stats == nil && calibration.sources.isEmpty {
@@ -113,7 +136,7 @@ extension MoECompress {
             let data = try calibrationData(input)
             // The imatrix pass: rounding weights for rtn, and the measured errors --bits allocates by.
             let importance = try data.flatMap { data in
-                try (method == .rtn || bits != nil) ? measureImportance(input, data: data) : nil
+                try (method == .rtn || (bits != nil && conversion == nil)) ? measureImportance(input, data: data) : nil
             }
 
             let quantPlan: QuantPlan
@@ -121,6 +144,9 @@ extension MoECompress {
                 let read = try QuantPlan.read(URL(fileURLWithPath: plan))
                 _ = try read.types(for: tensors, file: plan)
                 quantPlan = read
+            } else if let conversion {
+                quantPlan = QuantPlan(model: model, targetBitsPerWeight: bits,
+                                      tensors: tensors.map { QuantPlan.entry($0, type: TypeRules.legal(conversion, for: $0), error: nil) })
             } else if let bits {
                 guard let importance else { throw ValidationError("--bits needs --data or --stats") }
                 let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates
