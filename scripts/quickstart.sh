@@ -29,7 +29,7 @@ mkdir -p "$work"
 # and its pruned output alike.
 "$binary" quantize Fixtures/default-model -o "$work/default-4.5.gguf" --bits 4.5 --stats "$work/stats.safetensors" \
   --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
-"$binary" calibrate "$work/pruned-25" --data Fixtures/text/calibration.txt --seq-len 128 --samples 256 \
-  -o "$work/pruned-stats.safetensors" --force
-"$binary" quantize "$work/pruned-25" -o "$work/pruned-25-4.5.gguf" --bits 4.5 --stats "$work/pruned-stats.safetensors" \
-  --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
+# Its 25%-pruned output (REAP, from the same statistics), pruned in memory and quantized without
+# writing the pruned checkpoint first.
+"$binary" quantize Fixtures/default-model -o "$work/pruned-25-4.5.gguf" --prune-to 6 --bits 4.5 \
+  --stats "$work/stats.safetensors" --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force

@@ -4,6 +4,7 @@ import Foundation
 import GGUF
 import Models
 import Quantization
+import Pruning
 import Quantizing
 
 /// How each tensor is rounded to its type's grid.
@@ -51,6 +52,10 @@ extension MoECompress {
             fewer than max(64, row length / 4) routed tokens is rounded with importance weights \
             instead, and listed.
 
+            --prune-to P first prunes every layer to P experts by --prune-method (see `prune`), on \
+            the statistics of --stats (or measured on --data), and quantizes the pruned model \
+            without writing it.
+
             --eval FILE prints held-out perplexity of the input and of the written GGUF, read back \
             by moe-compress's own forward pass.
 
@@ -79,6 +84,12 @@ extension MoECompress {
 
         @Flag(help: "Write the plan (tensor → type, bytes, predicted error) as JSON to --output instead of quantizing.")
         var dryRun = false
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Prune every MoE layer to this many experts first (--prune-method), then quantize the result.", valueName: "P"))
+        var pruneTo: Int?
+
+        @Option(help: ArgumentHelp("With --prune-to: the pruning method (\(PruneMethod.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "method"))
+        var pruneMethod: PruneMethod = .reap
 
         @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`: its calibration windows are drawn again for the importance pass.", valueName: "file"))
         var stats: String?
@@ -116,6 +127,12 @@ extension MoECompress {
             if method == .gptq && stats == nil && calibration.sources.isEmpty {
                 throw ValidationError("--method gptq measures each layer's input Hessians on calibration text: pass --data FILE[:N] or --stats FILE")
             }
+            if let pruneTo {
+                guard pruneTo > 0 else { throw ValidationError("--prune-to \(pruneTo): must be positive") }
+                guard stats != nil || !calibration.sources.isEmpty else {
+                    throw ValidationError("--prune-to ranks experts by router statistics: pass --stats FILE or --data FILE[:N]")
+                }
+            }
             if dryRun && plan != nil { throw ValidationError("--dry-run writes a plan; --plan reads one") }
         }
 
@@ -132,11 +149,25 @@ extension MoECompress {
             if !force && FileManager.default.fileExists(atPath: destination.path) {
                 throw ValidationError("\(output): already exists (use --force to replace it)")
             }
-            let (_, tensors) = try GGUFExport.layout(input)
             let data = try calibrationData(input)
+            let working: Model
+            if let pruneTo {
+                let statistics: RouterStatistics
+                if let stats {
+                    statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
+                } else {
+                    statistics = try calibration.measure(input, name: model, precision: computeOptions.compute, data: data)
+                }
+                let stage = try PruneStage(method: pruneMethod, keep: pruneTo, statistics: statistics, model: input)
+                working = try stage.run(input)
+                print("pruned to \(pruneTo) experts per MoE layer (\(pruneMethod.rawValue)) before quantizing")
+            } else {
+                working = input
+            }
+            let (_, tensors) = try GGUFExport.layout(working)
             // The imatrix pass: rounding weights for rtn, and the measured errors --bits allocates by.
             let importance = try data.flatMap { data in
-                try (method == .rtn || (bits != nil && conversion == nil)) ? measureImportance(input, data: data) : nil
+                try (method == .rtn || (bits != nil && conversion == nil)) ? measureImportance(working, data: data) : nil
             }
 
             let quantPlan: QuantPlan
@@ -151,7 +182,7 @@ extension MoECompress {
                 guard let importance else { throw ValidationError("--bits needs --data or --stats") }
                 let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates
                 let bar = ProgressBar(label: "measure")
-                let table = try ErrorTable.measure(input, tensors: tensors, types: candidates, importance: importance) { bar.update(done: $0, total: $1) }
+                let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance) { bar.update(done: $0, total: $1) }
                 let weights = tensors.reduce(0) { $0 + $1.elementCount }
                 let budget = Int((bits * Double(weights) / 8).rounded(.down))
                 let allocation: BitAllocation
@@ -186,10 +217,10 @@ extension MoECompress {
             case .rtn: quantizer = WeightedRounding(importance: importance)
             case .gptq:
                 guard let data else { throw ValidationError("--method gptq needs --data or --stats") }
-                quantizer = try LayerwiseGPTQ(model: input, data: data, precision: computeOptions.compute, batchTokens: calibration.batchTokens)
+                quantizer = try LayerwiseGPTQ(model: working, data: data, precision: computeOptions.compute, batchTokens: calibration.batchTokens)
             }
             let bar = ProgressBar(label: method == .gptq ? "gptq" : "quantize")
-            let summary = try GGUFExport.write(input, to: destination, types: assignment,
+            let summary = try GGUFExport.write(working, to: destination, types: assignment,
                                                quantizer: quantizer, overwrite: force) { bar.update(done: $0, total: $1) }
             var counts: [GGMLType: Int] = [:]
             for type in summary.types.values { counts[type, default: 0] += 1 }

@@ -58,6 +58,17 @@ struct QuantizeCommandTests {
         #expect(starved.stdout.contains("block_sparse_moe.experts.") && starved.stdout.contains("weighted rounding instead"), "\(starved.stdout)")
     }
 
+    @Test func pruneThenQuantizeWithoutAnIntermediateCheckpoint() throws {
+        let plan = try Fixtures.temporaryDirectory().appendingPathComponent("plan.json")
+        let stats = try PruneCommandTests.statistics.get().path
+        let result = try MoECompressBinary.run(["quantize", "Fixtures/default-model", "-o", plan.path, "--types", "Q8_0", "--prune-to", "6",
+                                                "--stats", stats, "--dry-run"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: plan)) as! [String: Any]
+        let experts = written.objects("tensors").filter { ($0["role"] as? String)?.hasSuffix("_exps") ?? false }
+        #expect(experts.count == 12 && experts.allSatisfy { ($0["shape"] as? [Int])?.last == 6 })
+    }
+
     @Test func badQuantizeInput() throws {
         let refuse = PruneCommandTests().expectRefused
         let directory = try Fixtures.temporaryDirectory()
