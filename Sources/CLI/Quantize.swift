@@ -46,9 +46,10 @@ extension MoECompress {
 
             --method rtn (default) rounds to each block's grid with the imatrix weights, as \
             llama-quantize does. --method gptq runs GPTQ (Frantar et al. 2022, arXiv 2210.17323) on \
-            the same grids: each layer is run once on the calibration streams to sum its matrices' \
-            input Hessians (an expert's over its routed tokens), each block's scales are chosen as the \
-            updates reach it, and the dampening grows when the Hessian is singular. An expert with \
+            the same grids: each layer is run on the calibration streams to sum its matrices' input \
+            Hessians (an expert's over its routed tokens), each block's scales are chosen as the \
+            updates reach it, the dampening grows when the Hessian is singular, and the streams then \
+            pass through the quantized layer, so the next layer is fitted to the inputs it will see. An expert with \
             fewer than max(64, row length / 4) routed tokens is rounded with importance weights \
             instead, and listed.
 
