@@ -68,7 +68,8 @@ let package = Package(
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "FixtureSupport"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quantization", "FixtureSupport"]),
-        .testTarget(name: "QuantizingTests", dependencies: ["Quantizing", "GGUF", "Models", "FixtureSupport"]),
+        // Includes GGUF export against llama.cpp's own results on the same files (GGUFLlamaCppTests).
+        .testTarget(name: "QuantizingTests", dependencies: ["Quantizing", "GGUF", "Quantization", "Models", "Inference", "Checkpoint", "FixtureSupport"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"], path: "Tests/MergingTests"),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "Models", "Inference", "FixtureSupport"]),
