@@ -31,7 +31,9 @@ For each model in MODELS and each requested ggml type in its list:
    that is the check that the file is right; for the others it is the quantization error).
 Per model, llama.cpp's own tokenization (`Llama.tokenize`, BOS as the file's
 tokenizer.ggml.add_bos_token decides, special=False) of TEXTS is recorded beside Hugging Face
-tokenizers' ids of the same texts (and of " " + text): the check of the tokenizer metadata.
+tokenizers' ids of the same texts (and of " " + text): the check of the tokenizer metadata; also
+the BOS and EOS llama.cpp reads, and the special token ids llama.cpp's converter would write
+(gguf-py's SpecialVocab on the checkpoint).
 
 Two fixtures have what llama.cpp's graph for their family cannot compute, and moe-compress
 refuses to write them (its message is recorded under `refused`): tiny-qwen2-moe's layer 1 is a
@@ -234,6 +236,9 @@ def main():
             ids = tokenizer.encode(heldout[:4000]).ids[:INPUT_TOKENS]
             assert len(ids) == INPUT_TOKENS
             record["input_ids"] = ids
+            # What llama.cpp's own converter (gguf-py's SpecialVocab) would write as tokenizer.ggml.*_token_id.
+            special = gguf.SpecialVocab(directory, load_merges=False).special_token_ids
+            record["converter_special_token_ids"] = {k: special[k] for k in ("bos", "eos", "unk", "pad") if k in special}
             reference = transformers_logits(directory, ids)
             cases = {}
             for type_name in spec["types"]:
@@ -273,6 +278,7 @@ def main():
                          "llama_cpp": model.tokenize(text.encode("utf-8"), add_bos=True, special=False)}
                         for text in TEXTS]
                     record["llama_cpp_adds_bos"] = bool(model._model.add_bos_token())
+                    record["llama_cpp_special_token_ids"] = {"bos": model._model.token_bos(), "eos": model._model.token_eos()}
                     del model
                 table.append((name, type_name, ", ".join(f"{k}×{v}" for k, v in sorted(counts.items())),
                               difference, difference / scale, agreement))

@@ -132,7 +132,7 @@ public enum GGUFExport {
         }
         let template = try optionalFile("chat_template.jinja").map { String(decoding: $0, as: UTF8.self) }
         return try GGUFTokenizerMetadata.entries(tokenizer: tokenizer, configuration: try optionalFile("tokenizer_config.json"),
-                                                 chatTemplate: template, vocabularySize: vocabularySize,
+                                                 chatTemplate: template, vocabularySize: vocabularySize, modelConfig: model.config,
                                                  file: directory.appendingPathComponent("tokenizer.json").path)
     }
 }

@@ -182,6 +182,13 @@ struct GGUFLlamaCppTests {
         let tokenizer = try Model.open(url).tokenizer()
         let prependsSpace = file["tokenizer.ggml.model"]?.stringValue == "llama" && file["tokenizer.ggml.add_space_prefix"]?.boolValue == true
         #expect(file["tokenizer.ggml.add_bos_token"]?.boolValue == record["llama_cpp_adds_bos"] as? Bool, "\(name): add_bos_token")
+        // The special tokens llama.cpp's converter names (gguf-py's SpecialVocab: tokenizer_config.json,
+        // then config.json's ids; the tiny fixtures' tokenizers name no BOS, their config 511), and
+        // llama.cpp reads them (without an id it takes BOS = EOS = 11 for a BPE vocabulary).
+        let special = Self.specialTokenIDs(file)
+        #expect(special == (record["converter_special_token_ids"] as? [String: Int]) ?? [:], "\(name): special token ids")
+        let read = record.object("llama_cpp_special_token_ids")
+        #expect(read.int("bos") == special["bos"] && read.int("eos") == special["eos"], "\(name): BOS and EOS as llama.cpp read them")
         let entries = record.objects("tokenization")
         #expect(entries.count >= 3)
         for entry in entries {
@@ -196,6 +203,32 @@ struct GGUFLlamaCppTests {
                 #expect(llamaCpp == huggingFace, "\(name): llama.cpp's ids on \(text.debugDescription)")
             }
         }
+    }
+
+    static func specialTokenIDs(_ file: GGUFFile) -> [String: Int] {
+        var ids: [String: Int] = [:]
+        for (key, ggufKey) in [("bos", "bos_token_id"), ("eos", "eos_token_id"), ("unk", "unknown_token_id"), ("pad", "padding_token_id")] {
+            ids[key] = file["tokenizer.ggml.\(ggufKey)"]?.intValue
+        }
+        return ids
+    }
+
+    /// A model read from a GGUF file and written again keeps every tokenizer entry, the special
+    /// token ids included (a GGUF file has no tokenizer_config.json; the ids travel in the config
+    /// the file is read back as).
+    @Test(arguments: models)
+    func writingAGGUFFileAgainKeepsItsTokenizer(model name: String) throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let first = scratch.appendingPathComponent("first.gguf"), second = scratch.appendingPathComponent("second.gguf")
+        try Self.write(try Self.input(try Self.record(name), scratch: scratch), .q8_0, to: first)
+        try Self.write(try Model.open(first), .q8_0, to: second)
+        func tokenizerEntries(_ url: URL) throws -> [String: GGUFValue] {
+            Dictionary(uniqueKeysWithValues: try GGUFFile(path: url.path).metadata.filter { $0.key.hasPrefix("tokenizer.") }.map { ($0.key, $0.value) })
+        }
+        let before = try tokenizerEntries(first), after = try tokenizerEntries(second)
+        #expect(before == after, "\(name): entries that differ \(Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted())")
+        #expect(before["tokenizer.ggml.eos_token_id"] != nil)
     }
 
     /// The fixtures recorded through a variant are refused as they are, with the reason the
