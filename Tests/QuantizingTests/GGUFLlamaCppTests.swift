@@ -17,14 +17,14 @@ struct GGUFLlamaCppTests {
 
     /// How close moe-compress's logits must be to llama.cpp's on the same file; `relative` is the
     /// largest |difference| at a position over the largest |logit| at the recorded positions.
-    /// Measured (record of 2026-12, 48 ids, 6 recorded positions for the non-F32 types):
+    /// Measured on the committed record (48 ids; 6 recorded positions for the non-F32 types):
     /// - F32: max |Δ| ≤ 1.4e-5 (default model), ≤ 9.2e-6 (tiny; 5e-6 of it is the record's
     ///   rounding to 1e-5); arg-max the same everywhere.
     /// - F16: llama.cpp rounds each matrix product's input to F16 (F16's vec_dot_type), we
     ///   compute in Float32 from the same F16 weights: relative ≤ 1.3e-3 (tiny-qwen3-moe),
     ///   ≤ 5.1e-4 for the others; arg-max the same everywhere.
     /// - Q8_0, Q5_1, Q5_0, Q4_0: llama.cpp rounds the inputs to q8_0 / q8_1 blocks (8 bits per
-    ///   value, one scale per 32): relative ≤ 2.4e-2 (tiny-qwen3-moe Q4_0), ≤ 1.2e-2 for the
+    ///   value, one scale per 32; k-quants' inputs go to q8_K, one scale per 256): relative ≤ 2.4e-2 (tiny-qwen3-moe Q4_0), ≤ 1.2e-2 for the
     ///   others, median over positions ≤ 1.6e-2; arg-max agreement ≥ 95.8% (46 of 48). Against
     ///   llama.cpp on the twin file whose tensors ggml itself widened to F32 (the weights exactly
     ///   as llama.cpp decodes them, without that rounding): max |Δ| ≤ 1.3e-5 — the same weights.
