@@ -92,7 +92,7 @@ struct GGUFLlamaCppTests {
     static func write(_ model: Model, _ requested: GGMLType, to url: URL) throws {
         let (_, tensors) = try GGUFExport.layout(model)
         let assignment = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, TypeRules.legal(requested, for: $0)) })
-        _ = try GGUFExport.write(model, to: url, types: assignment)
+        _ = try GGUFExport.write(model, to: url, types: assignment, quantizer: WeightedRounding(importance: nil))
     }
 
     static func rows(_ raw: Any?) -> [[Float]] {
