@@ -99,7 +99,14 @@ public enum GGUFExport {
 
     /// general.name: the model directory's name.
     static func modelName(_ model: Model) -> String {
-        model.origin.standardizedFileURL.deletingPathExtension().lastPathComponent
+        if let input = inputGGUF(model), let name = input["general.name"]?.stringValue { return name }
+        return model.origin.standardizedFileURL.deletingPathExtension().lastPathComponent
+    }
+
+    /// The GGUF file a model (or the stage output computed from one) was read from.
+    static func inputGGUF(_ model: Model) -> GGUFFile? {
+        guard GGUFModelReader.isGGUF(model.origin.path) else { return nil }
+        return try? GGUFFile(path: model.origin.path)
     }
 
     /// llama.cpp's LLAMA_FTYPE for the type most of the weights have (general.file_type is a label:
@@ -114,6 +121,12 @@ public enum GGUFExport {
     }
 
     static func tokenizerEntries(_ model: Model, vocabularySize: Int) throws -> [(key: String, value: GGUFValue)] {
+        // A GGUF input keeps its tokenizer metadata as it is (chat template, BOS rules, special
+        // ids): no stage changes the vocabulary.
+        if let input = inputGGUF(model) {
+            let entries = input.metadata.filter { $0.key.hasPrefix("tokenizer.") }
+            if !entries.isEmpty { return entries }
+        }
         let directory = model.isGGUF ? model.origin.deletingLastPathComponent() : model.origin
         let tokenizer: Data
         if let carried = model.tokenizerJSON {
