@@ -11,7 +11,11 @@ import Tensors
 /// the squared output error summed over calibration tokens under the imatrix's diagonal
 /// approximation of XᵀX. Sums (not means) make an expert's error count as often as the router
 /// sends it tokens, and make all tensors' errors one currency. The embedding is a lookup: row r's
-/// error counts as often as token r occurs. At most `maxRows` rows per source are measured
+/// error counts as often as token r occurs. Each tensor's error is divided by the mean square of
+/// the residual stream its output (or its block's) is added to: the next RMSNorm divides it by
+/// that stream's RMS, so an error on the small embedding stream weighs far more than the same
+/// error added to a late layer's large one (the output head's logits error is taken as it is).
+/// At most `maxRows` rows per source are measured
 /// (evenly spaced, scaled up), which keeps the table cheap on large models.
 public struct ErrorTable: Sendable {
     public struct Candidate: Sendable, Equatable {
@@ -30,7 +34,9 @@ public struct ErrorTable: Sendable {
         for (index, tensor) in tensors.enumerated() {
             let legal = TypeRules.staysFloat(tensor) ? [GGMLType.f32]
                 : Array(Set(types.map { TypeRules.legal($0, for: tensor) })).sorted { $0.bitsPerWeight < $1.bitsPerWeight }
-            let errors = legal.count == 1 ? [0] : try measureTensor(model, tensor, legal, importance: importance, maxRows: maxRows)
+            // An error added to the residual stream counts relative to the stream's RMS there.
+            let scale = importance.residualScale(for: tensor).map { 1 / $0 } ?? 1
+            let errors = legal.count == 1 ? [0] : try measureTensor(model, tensor, legal, importance: importance, maxRows: maxRows).map { $0 * scale }
             table.append(zip(legal, errors).map { Candidate(type: $0, bytes: $0.rowBytes(tensor.rowLength) * tensor.elementCount / tensor.rowLength, error: $1) })
             progress?(index + 1, tensors.count)
         }
