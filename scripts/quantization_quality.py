@@ -262,15 +262,18 @@ def model_summary():
 
 
 def main():
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default="/tmp/moe-quant-quality", help="cache directory (default %(default)s)")
     parser.add_argument("--chunks", type=int, default=64,
                         help=f"llama-perplexity chunks of {CTX} (and moe-compress eval windows) of the held-out text (default %(default)s)")
     parser.add_argument("--check-windows", type=int, default=16,
                         help="windows of the exact cross-check, llama.cpp on moe-compress eval's windows (default %(default)s)")
+    parser.add_argument("--model", default=MODEL, help="checkpoint directory (default %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="discard this key's cached files first")
     parser.add_argument("--no-doc", action="store_true", help="print the table, do not write docs/quantization.md")
     args = parser.parse_args()
+    MODEL = args.model
 
     say("building moe-compress (release)")
     run(["swift", "build", "-c", "release", "--product", "moe-compress"])
