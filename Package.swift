@@ -46,9 +46,9 @@ let package = Package(
         // truncated SVD (LAPACK's gesdd).
         .target(name: "Merging", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
         // ggml's block formats (GGUF tensor types): encoders and decoders byte-exact to ggml.
-        .target(name: "Quantization", dependencies: ["Tensors"]),
+        .target(name: "Quantization", dependencies: ["Tensors", "CLinearAlgebra"]),
         // GGUF export: type rules, the writer of a model as llama.cpp's GGUF, bit allocation.
-        .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Architectures", "Checkpoint", "Tensors"]),
+        .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"]),
         .executableTarget(
             name: "CLI",
             dependencies: [
@@ -67,6 +67,9 @@ let package = Package(
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "Models", "Inference", "Tokenizer", "FixtureSupport"]),
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "FixtureSupport"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quantization", "FixtureSupport"]),
+        // Includes GGUF export against llama.cpp's own results on the same files (GGUFLlamaCppTests).
+        .testTarget(name: "QuantizingTests", dependencies: ["Quantizing", "GGUF", "Quantization", "Models", "Inference", "Checkpoint", "FixtureSupport"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "FixtureSupport"], path: "Tests/MergingTests"),
         // End-to-end: runs the built moe-compress binary as a user would.
         .testTarget(name: "CLITests", dependencies: ["CLI", "Models", "Inference", "FixtureSupport"]),
@@ -77,6 +80,6 @@ let package = Package(
 // its `main`, so it links only with `--sanitize fuzzer`; other builds do not see it.
 if Context.environment["MOE_COMPRESS_FUZZ"] == "1" {
     package.products.append(.executable(name: "moe-compress-fuzz", targets: ["Fuzz"]))
-    package.targets.append(.executableTarget(name: "Fuzz", dependencies: ["Architectures", "Checkpoint", "Tokenizer"], path: "Fuzz",
+    package.targets.append(.executableTarget(name: "Fuzz", dependencies: ["Architectures", "Checkpoint", "GGUF", "Tokenizer"], path: "Fuzz",
                                              exclude: ["dictionaries", "lsan.supp"]))
 }

@@ -1,4 +1,5 @@
 import Checkpoint
+import GGUF
 import Tokenizer
 
 /// Runs `body`; anything it throws must be one of this package's reports, a single line
@@ -11,6 +12,7 @@ func expectReported(file: String, _ body: () throws -> Void) {
         switch error {
         case let error as CheckpointError: reported = (error.file, error.description)
         case let error as TokenizerError: reported = (error.file, error.description)
+        case let error as GGUFError: reported = (error.file, error.description)
         default: fatalError("\(type(of: error)) instead of a one-line report: \(error)")
         }
         guard reported.file == file, !reported.line.contains(where: \.isNewline) else {

@@ -21,6 +21,7 @@ enum FuzzTarget: String, CaseIterable {
     case index
     case config
     case tokenizer
+    case gguf
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["MOE_COMPRESS_FUZZ_TARGET"] ?? ""
@@ -38,6 +39,7 @@ enum FuzzTarget: String, CaseIterable {
         case .index: ShardIndexTarget.run(bytes)
         case .config: ConfigTarget.run(bytes)
         case .tokenizer: TokenizerTarget.run(bytes)
+        case .gguf: GGUFTarget.run(bytes)
         }
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed inputs, taken from Fixtures/ and ../shared/tokenizers, into
-SEEDS_DIR/{safetensors,index,config,tokenizer}/ (scripts/fuzz.sh calls this; standard library only).
+SEEDS_DIR/{safetensors,index,config,tokenizer,gguf}/ (scripts/fuzz.sh calls this; standard library only).
 
 Safetensors seeds keep each fixture's header (names, dtypes, metadata) but shrink every tensor to at
 most 2 elements per dimension, so that mutations land in the header rather than in megabytes of
@@ -68,6 +68,72 @@ def trimmed(path: Path, kept_ids: int = 1500) -> bytes:
     return json.dumps(tokenizer, ensure_ascii=False).encode()
 
 
+def gguf_bytes(metadata: list, tensors: list) -> bytes:
+    """A GGUF v3 file: metadata as (key, type id, packed value bytes), tensors as (name, ne, ggml type, data)."""
+    def string(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
+    for key, kind, value in metadata:
+        out += string(key) + struct.pack("<I", kind) + value
+    offset, blobs = 0, []
+    for name, dims, kind, data in tensors:
+        out += string(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<IQ", kind, offset)
+        blobs.append(data + b"\0" * (-len(data) % 32))
+        offset += len(blobs[-1])
+    out += b"\0" * (-len(out) % 32)
+    return out + b"".join(blobs)
+
+
+def gguf_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def gguf_from_checkpoint(path: Path) -> bytes:
+    """tiny-mixtral (float32) as a `llama` GGUF: names and metadata as moe-compress writes them,
+    experts stacked, data copied as F32 (q/k rows not permuted: the numbers do not matter here)."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8: 8 + length])
+    data = raw[8 + length:]
+    config = json.loads((path.parent / "config.json").read_text())
+    def tensor(name):
+        entry = header[name]
+        start, end = entry["data_offsets"]
+        return entry["shape"], data[start:end]
+    layers, experts = config["num_hidden_layers"], config["num_local_experts"]
+    names = [("token_embd.weight", "model.embed_tokens.weight"), ("output_norm.weight", "model.norm.weight"),
+             ("output.weight", "lm_head.weight")]
+    tensors = []
+    for gguf, hf in names:
+        shape, blob = tensor(hf)
+        tensors.append((gguf, shape[::-1], 0, blob))
+    per_layer = [("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"), ("attn_q", "self_attn.q_proj"),
+                 ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
+                 ("ffn_gate_inp", "block_sparse_moe.gate")]
+    for layer in range(layers):
+        for gguf, hf in per_layer:
+            shape, blob = tensor(f"model.layers.{layer}.{hf}.weight")
+            tensors.append((f"blk.{layer}.{gguf}.weight", shape[::-1], 0, blob))
+        for gguf, hf in [("ffn_gate_exps", "w1"), ("ffn_up_exps", "w3"), ("ffn_down_exps", "w2")]:
+            parts = [tensor(f"model.layers.{layer}.block_sparse_moe.experts.{e}.{hf}.weight") for e in range(experts)]
+            tensors.append((f"blk.{layer}.{gguf}.weight", parts[0][0][::-1] + [experts], 0, b"".join(p[1] for p in parts)))
+    u32 = lambda v: struct.pack("<I", v)
+    f32 = lambda v: struct.pack("<f", v)
+    metadata = [("general.architecture", 8, gguf_string("llama")), ("general.alignment", 4, u32(32))]
+    for key, value in [("context_length", config["max_position_embeddings"]), ("embedding_length", config["hidden_size"]),
+                       ("block_count", layers), ("attention.head_count", config["num_attention_heads"]),
+                       ("attention.head_count_kv", config["num_key_value_heads"]), ("expert_count", experts),
+                       ("expert_used_count", config["num_experts_per_tok"]), ("feed_forward_length", config["intermediate_size"])]:
+        metadata.append((f"llama.{key}", 4, u32(value)))
+    metadata += [("llama.rope.freq_base", 6, f32(config["rope_theta"])),
+                 ("llama.attention.layer_norm_rms_epsilon", 6, f32(config["rms_norm_eps"])),
+                 ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + b"".join(gguf_string(t) for t in ["a", "b", "ab"]))]
+    return gguf_bytes(metadata, tensors)
+
+
 def main() -> None:
     seeds = Path(sys.argv[1])
     models = sorted(p for p in (ROOT / "Fixtures").glob("**/*.safetensors"))
@@ -89,6 +155,14 @@ def main() -> None:
         write(seeds / "tokenizer", tokenizer.read_bytes())
     for tokenizer in sorted(SHARED.glob("tokenizers/*/tokenizer.json")):
         write(seeds / "tokenizer", trimmed(tokenizer))
+    gguf = gguf_from_checkpoint(ROOT / "Fixtures/models/tiny-mixtral/model.safetensors")
+    write(seeds / "gguf", gguf)
+    write(seeds / "gguf", gguf[: gguf.index(b"blk.0.attn_norm.weight") + 64])  # the header alone, cut
+    # Blocks of every quantized type (random bytes are valid blocks, except the fp16 scales may be NaN).
+    random = bytes((i * 2654435761) % 251 for i in range(4096))
+    quantized = [(f"t{kind}", [256, 2], kind, random[: size * 2]) for kind, size in
+                 [(8, 34 * 8), (2, 18 * 8), (3, 20 * 8), (6, 22 * 8), (7, 24 * 8), (10, 84), (11, 110), (12, 144), (13, 176), (14, 210)]]
+    write(seeds / "gguf", gguf_bytes([("general.architecture", 8, gguf_string("olmoe"))], quantized))
     # The target reads a text to encode after a NUL; show it the form once on a small tokenizer.
     small = min(tokenizers, key=lambda p: p.stat().st_size)
     write(seeds / "tokenizer", small.read_bytes() + b"\0Hello  world 123 \xf0\x9f\xa4\x97")

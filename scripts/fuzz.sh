@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of the readers of outside bytes:
 #
-#   scripts/fuzz.sh [safetensors|index|config|tokenizer|all] [runs]
+#   scripts/fuzz.sh [safetensors|index|config|tokenizer|gguf|all] [runs]
 #
 # Default: every target for 20000 runs (a smoke, about a minute after the build). docs/fuzzing.md
 # records the long run (1000000 runs per target). Each target's corpus grows across runs in
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 target=${1:-all}
 runs=${2:-20000}
-targets=(safetensors index config tokenizer)
+targets=(safetensors index config tokenizer gguf)
 if [ "$target" != all ]; then
   [[ " ${targets[*]} " == *" $target "* ]] || { echo "unknown target '$target' (${targets[*]} or all)" >&2; exit 2; }
   targets=("$target")

@@ -3,7 +3,8 @@
 # installs the system libraries, builds the release binary, inspects and evaluates
 # Fixtures/default-model on held-out text, then calibrates it and prunes 25% of its experts with
 # the default method (REAP, the best at 25% in docs/pruning.md), then merges them down to 75% with the
-# default merge (docs/merging.md), printing perplexity before and after each.
+# default merge (docs/merging.md), then quantizes the model and its pruned output to 4.5 bits per
+# weight as GGUF for llama.cpp, printing size and perplexity before and after each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh
@@ -23,3 +24,12 @@ mkdir -p "$work"
 # Merge the experts instead, down to 75% of them (6 of 8 per layer), from the same statistics.
 "$binary" merge Fixtures/default-model -o "$work/merged-25" --ratio 0.25 --stats "$work/stats.safetensors" \
   --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
+# Quantize to a GGUF llama.cpp runs, averaging 4.5 bits per weight: each tensor's type chosen by
+# the measured error it causes on the calibration tokens (docs/quantization.md), the input model
+# and its pruned output alike.
+"$binary" quantize Fixtures/default-model -o "$work/default-4.5.gguf" --bits 4.5 --stats "$work/stats.safetensors" \
+  --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force
+# Its 25%-pruned output (REAP, from the same statistics), pruned in memory and quantized without
+# writing the pruned checkpoint first.
+"$binary" quantize Fixtures/default-model -o "$work/pruned-25-4.5.gguf" --prune-to 6 --bits 4.5 \
+  --stats "$work/stats.safetensors" --eval Fixtures/text/heldout.txt --eval-seq-len 128 --eval-max-tokens 4096 --force

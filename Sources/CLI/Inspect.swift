@@ -2,22 +2,26 @@ import Architectures
 import ArgumentParser
 import Checkpoint
 import Foundation
+import GGUF
 import Models
 
 extension MoECompress {
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Describe a checkpoint: architecture, MoE layout, parameters by kind, bytes by dtype, shards.",
+            abstract: "Describe a checkpoint or GGUF file: architecture, MoE layout, parameters by kind, bytes by dtype, shards.",
             discussion: """
-            Reads only config.json and the safetensors headers, so it is instant even for models \
-            larger than memory, and it checks that the config agrees with the stored tensor shapes.
+            Reads only config.json and the safetensors headers (or a GGUF file's header), so it is \
+            instant even for models larger than memory, and it checks that the config agrees with \
+            the stored tensor shapes. For GGUF it also counts tensors by ggml type and the bits per \
+            weight as llama.cpp counts them.
 
             Example:
               moe-compress inspect Fixtures/default-model
               moe-compress inspect ~/models/OLMoE-1B-7B --json
+              moe-compress inspect /tmp/default-4.5.gguf
             """)
 
-        @Argument(help: "Checkpoint directory (config.json + *.safetensors).")
+        @Argument(help: "Checkpoint directory (config.json + *.safetensors) or GGUF file.")
         var model: String
 
         @Flag(help: "Print one JSON object instead of text.")
@@ -25,7 +29,7 @@ extension MoECompress {
 
         func run() throws {
             let loaded = try Model.open(path: model)
-            let report = InspectReport(loaded, checkpoint: try loaded.openedCheckpoint())
+            let report = InspectReport(loaded)
             if json { try printJSON(report) } else { print(report.text) }
         }
     }
@@ -63,6 +67,9 @@ struct InspectReport: Encodable {
     let bytesByDType: [String: Int]
     let shards: [Shard]
     let unrecognizedTensors: [String]
+    /// GGUF only: tensors per ggml type, and bits per weight over all tensors.
+    let ggmlTypes: [String: Int]?
+    let bitsPerWeight: Double?
 
     enum CodingKeys: String, CodingKey {
         case model, architecture, layers, parameters, shards, experts
@@ -72,11 +79,12 @@ struct InspectReport: Encodable {
         case expertWidth = "expert_width", sharedExpertWidth = "shared_expert_width", normalizeTopK = "norm_topk_prob"
         case expertsPerLayer = "experts_per_layer"
         case totalParameters = "total_parameters", bytesByDType = "bytes_by_dtype", unrecognizedTensors = "unrecognized_tensors"
+        case ggmlTypes = "ggml_types", bitsPerWeight = "bits_per_weight"
     }
 
-    init(_ loaded: Model, checkpoint: Checkpoint) {
+    init(_ loaded: Model) {
         let description = loaded.description
-        let inventory = ModelInventory(description: description, source: checkpoint)
+        let inventory = ModelInventory(description: description, source: loaded.source)
         model = loaded.origin.path
         architecture = description.spec.name
         modelType = description.modelType
@@ -101,8 +109,20 @@ struct InspectReport: Encodable {
         normalizeTopK = description.normalizeTopK
         parameters = Dictionary(uniqueKeysWithValues: ParameterKind.allCases.map { ($0.rawValue, inventory.parametersByKind[$0] ?? 0) })
         totalParameters = inventory.totalParameters
-        bytesByDType = Dictionary(uniqueKeysWithValues: inventory.bytesByDType.map { ($0.key.rawValue, $0.value) })
-        shards = checkpoint.shards.map { Shard(file: URL(fileURLWithPath: $0.path).lastPathComponent, bytes: $0.mapping.size, tensors: $0.header.tensors.count) }
+        if let gguf = (loaded.source as? GGUFTensorSource)?.file {
+            shards = [Shard(file: URL(fileURLWithPath: gguf.path).lastPathComponent, bytes: gguf.dataOffset + (gguf.tensors.map { $0.offset + $0.byteCount }.max() ?? 0),
+                            tensors: gguf.tensors.count)]
+            ggmlTypes = gguf.tensors.reduce(into: [:]) { $0[$1.type.name, default: 0] += 1 }
+            let weights = gguf.tensors.reduce(0) { $0 + $1.elementCount }, bytes = gguf.tensors.reduce(0) { $0 + $1.byteCount }
+            bitsPerWeight = Double(bytes * 8) / Double(max(weights, 1))
+            bytesByDType = gguf.tensors.reduce(into: [:]) { $0[$1.type.name, default: 0] += $1.byteCount }
+        } else {
+            bytesByDType = Dictionary(uniqueKeysWithValues: inventory.bytesByDType.map { ($0.key.rawValue, $0.value) })
+            let checkpoint = loaded.source as? Checkpoint
+            shards = (checkpoint?.shards ?? []).map { Shard(file: URL(fileURLWithPath: $0.path).lastPathComponent, bytes: $0.mapping.size, tensors: $0.header.tensors.count) }
+            ggmlTypes = nil
+            bitsPerWeight = nil
+        }
         unrecognizedTensors = inventory.unrecognizedTensors
     }
 
@@ -130,6 +150,10 @@ struct InspectReport: Encodable {
         lines.append("shards        \(shards.count)")
         for shard in shards {
             lines.append("  \(shard.file)  \(humanBytes(shard.bytes)), \(shard.tensors) tensors")
+        }
+        if let ggmlTypes, let bitsPerWeight {
+            let types = ggmlTypes.sorted { $0.value > $1.value }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            lines.append(String(format: "gguf          %.4f bits/weight; tensors %@", bitsPerWeight, types))
         }
         if !unrecognizedTensors.isEmpty {
             lines.append("unrecognized  \(unrecognizedTensors.count) tensors, e.g. \(unrecognizedTensors.prefix(3).joined(separator: ", "))")

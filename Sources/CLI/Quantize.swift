@@ -4,40 +4,64 @@ import Foundation
 import GGUF
 import Models
 import Quantization
+import Pruning
 import Quantizing
 
-extension GGMLType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
+/// How each tensor is rounded to its type's grid.
+enum QuantizeMethod: String, ExpressibleByArgument, CaseIterable {
+    case rtn, gptq
 }
 
 extension MoECompress {
     struct Quantize: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the model as one GGUF file for llama.cpp, every weight matrix in the given ggml type.",
+            abstract: "Write the model as one GGUF file for llama.cpp, each tensor in the ggml type its measured error earns.",
             discussion: """
             The output loads in llama.cpp (llama-cli, llama-server, llama-perplexity, \
             llama-cpp-python) with llama.cpp's own names, hyperparameters and tokenizer for the \
             family (Mixtral as `llama`, `qwen2moe`, `qwen3moe`, `olmoe`), experts stacked per \
-            projection. It is the streaming replacement for convert_hf_to_gguf.py plus \
-            llama-quantize: one expert's matrix is in memory at a time.
+            projection (llama.cpp gives one type to all experts of a layer's projection). It is the \
+            streaming replacement for convert_hf_to_gguf.py plus llama-quantize: one expert's matrix \
+            is in memory at a time. Norms, biases and routers stay F32; a row length a type's blocks \
+            do not tile falls back as llama-quantize does (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, \
+            Q5_K → Q5_1, Q6_K → Q8_0, then F16).
 
-            --types TYPE is the ggml type of every weight matrix: F32, F16, BF16 (a plain \
-            conversion), Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K (k-quants: 256-weight super-blocks, \
-            Iwan Kawrakow, llama.cpp PR #1684), Q5_1, Q5_0, Q4_1, Q4_0. Norms, biases and routers \
-            stay F32. A row length that a type's blocks do not tile falls back as llama-quantize \
-            does (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, then F16).
+            Types: F32, F16, BF16 (plain conversions; also --bits 16 / --bits 32), Q8_0, Q6_K, Q5_K, \
+            Q4_K, Q3_K, Q2_K (k-quants, 256-weight super-blocks: llama.cpp PR #1684), Q5_1, Q5_0, \
+            Q4_1, Q4_0; the blocks are byte-identical to ggml's own quantizer.
 
-            With --stats FILE (from `moe-compress calibrate`) or --data FILE[:N], each routed \
-            expert's gate and up rows are rounded with importance weights: the mean squares of the \
-            inputs routed to that expert, the per-column weights of llama.cpp's imatrix (PR #4861), \
-            so each expert is quantized for the tokens it actually sees. An expert no token \
-            reached is rounded without weights.
+            Calibration (--data FILE[:N], or --stats FILE whose windows are drawn again): one forward \
+            pass measures every weight matrix's input second moments, llama.cpp's importance matrix \
+            (imatrix, llama.cpp PR #4861), each routed expert's over only the tokens routed to it.
+
+              --types TYPE        every weight matrix in TYPE
+              --bits B            B bits per weight over the whole file, as llama.cpp counts them: for \
+            every tensor and candidate type (--types T1,T2,…; default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0) \
+            the squared output error its rounding causes on the calibration tokens is measured (an \
+            expert's counted as often as the router uses it), and the mix with the least total error \
+            within the size is solved exactly (multiple-choice knapsack by dynamic programming, as \
+            exllamav2's optimiser and MC-MoE's PMQ, Huang et al. 2024, arXiv 2410.06270, pose it)
+              --dry-run           write that plan (tensor → type, bytes, predicted error) as JSON to -o
+              --plan FILE         apply a plan written by --dry-run (checked against the model)
+
+            --method rtn (default) rounds to each block's grid with the imatrix weights, as \
+            llama-quantize does. --method gptq runs GPTQ (Frantar et al. 2022, arXiv 2210.17323) on \
+            the same grids: each layer is run on the calibration streams to sum its matrices' input \
+            Hessians (an expert's over its routed tokens), each block's scales are chosen as the \
+            updates reach it, the dampening grows when the Hessian is singular, and the streams then \
+            pass through the quantized layer, so the next layer is fitted to the inputs it will see. An expert with \
+            fewer than max(64, row length / 4) routed tokens is rounded with importance weights \
+            instead, and listed.
+
+            --prune-to P first prunes every layer to P experts by --prune-method (see `prune`), on \
+            the statistics of --stats (or measured on --data), and quantizes the pruned model \
+            without writing it.
 
             --eval FILE prints held-out perplexity of the input and of the written GGUF, read back \
             by moe-compress's own forward pass.
 
             Example:
-              moe-compress quantize Fixtures/default-model -o /tmp/default-q4k.gguf --types Q4_K \\
+              moe-compress quantize Fixtures/default-model -o /tmp/default-4.5.gguf --bits 4.5 \\
                 --data Fixtures/text/calibration.txt --eval Fixtures/text/heldout.txt
             """)
 
@@ -53,11 +77,20 @@ extension MoECompress {
         @Option(parsing: .unconditional, help: ArgumentHelp("Average bits per weight of the whole file, as llama.cpp counts them (e.g. 4.5, 3.5, 2.75).", valueName: "B"))
         var bits: Double?
 
+        @Option(help: ArgumentHelp("rtn: round to each block's grid with imatrix weights; gptq: GPTQ with each layer's input Hessians (needs --data or --stats).", valueName: "method"))
+        var method: QuantizeMethod = .rtn
+
         @Option(help: ArgumentHelp("Read each tensor's type from this plan (written by --dry-run).", valueName: "file"))
         var plan: String?
 
         @Flag(help: "Write the plan (tensor → type, bytes, predicted error) as JSON to --output instead of quantizing.")
         var dryRun = false
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Prune every MoE layer to this many experts first (--prune-method), then quantize the result.", valueName: "P"))
+        var pruneTo: Int?
+
+        @Option(help: ArgumentHelp("With --prune-to: the pruning method (\(PruneMethod.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "method"))
+        var pruneMethod: PruneMethod = .reap
 
         @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`: its calibration windows are drawn again for the importance pass.", valueName: "file"))
         var stats: String?
@@ -73,8 +106,15 @@ extension MoECompress {
 
         static let defaultCandidates: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
 
+        /// `--bits 16` and `--bits 32` without --types are plain conversions (every matrix F16 or F32).
+        var conversion: GGMLType? {
+            guard types == nil, let bits else { return nil }
+            return bits == 16 ? .f16 : bits == 32 ? .f32 : nil
+        }
+
         func validate() throws {
             if stats != nil && !calibration.sources.isEmpty { throw ValidationError("pass at most one of --stats FILE and --data FILE[:N]") }
+            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
             if bits != nil && plan != nil { throw ValidationError("pass at most one of --bits and --plan") }
             if let bits, !(bits.isFinite && bits > 0) { throw ValidationError("--bits \(bits): must be a positive number of bits per weight") }
             if bits == nil && plan == nil {
@@ -82,9 +122,17 @@ extension MoECompress {
                     throw ValidationError("pass --types TYPE (one ggml type), --bits B or --plan FILE")
                 }
             }
-            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
-            if bits != nil && stats == nil && calibration.sources.isEmpty {
+            if bits != nil && conversion == nil && stats == nil && calibration.sources.isEmpty {
                 throw ValidationError("--bits measures each type's error on calibration text: pass --data FILE[:N] or --stats FILE")
+            }
+            if method == .gptq && stats == nil && calibration.sources.isEmpty {
+                throw ValidationError("--method gptq measures each layer's input Hessians on calibration text: pass --data FILE[:N] or --stats FILE")
+            }
+            if let pruneTo {
+                guard pruneTo > 0 else { throw ValidationError("--prune-to \(pruneTo): must be positive") }
+                guard stats != nil || !calibration.sources.isEmpty else {
+                    throw ValidationError("--prune-to ranks experts by router statistics: pass --stats FILE or --data FILE[:N]")
+                }
             }
             if dryRun && plan != nil { throw ValidationError("--dry-run writes a plan; --plan reads one") }
         }
@@ -102,19 +150,40 @@ extension MoECompress {
             if !force && FileManager.default.fileExists(atPath: destination.path) {
                 throw ValidationError("\(output): already exists (use --force to replace it)")
             }
-            let (_, tensors) = try GGUFExport.layout(input)
-            let importance = try measureImportance(input)
+            let data = try calibrationData(input)
+            let working: Model
+            if let pruneTo {
+                let statistics: RouterStatistics
+                if let stats {
+                    statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
+                } else {
+                    statistics = try calibration.measure(input, name: model, precision: computeOptions.compute, data: data)
+                }
+                let stage = try PruneStage(method: pruneMethod, keep: pruneTo, statistics: statistics, model: input)
+                working = try stage.run(input)
+                print("pruned to \(pruneTo) experts per MoE layer (\(pruneMethod.rawValue)) before quantizing")
+            } else {
+                working = input
+            }
+            let (_, tensors) = try GGUFExport.layout(working)
+            // The imatrix pass: rounding weights for rtn, and the measured errors --bits allocates by.
+            let importance = try data.flatMap { data in
+                try (method == .rtn || (bits != nil && conversion == nil)) ? measureImportance(working, data: data) : nil
+            }
 
             let quantPlan: QuantPlan
             if let plan {
                 let read = try QuantPlan.read(URL(fileURLWithPath: plan))
                 _ = try read.types(for: tensors, file: plan)
                 quantPlan = read
+            } else if let conversion {
+                quantPlan = QuantPlan(model: model, targetBitsPerWeight: bits,
+                                      tensors: tensors.map { QuantPlan.entry($0, type: TypeRules.legal(conversion, for: $0), error: nil) })
             } else if let bits {
                 guard let importance else { throw ValidationError("--bits needs --data or --stats") }
                 let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates
                 let bar = ProgressBar(label: "measure")
-                let table = try ErrorTable.measure(input, tensors: tensors, types: candidates, importance: importance) { bar.update(done: $0, total: $1) }
+                let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance) { bar.update(done: $0, total: $1) }
                 let weights = tensors.reduce(0) { $0 + $1.elementCount }
                 let budget = Int((bits * Double(weights) / 8).rounded(.down))
                 let allocation: BitAllocation
@@ -144,14 +213,24 @@ extension MoECompress {
                 return
             }
             let assignment = try quantPlan.types(for: tensors, file: plan ?? output)
-            let bar = ProgressBar(label: "quantize")
-            let summary = try GGUFExport.write(input, to: destination, types: assignment,
-                                               importance: importance?.weights, overwrite: force) { bar.update(done: $0, total: $1) }
+            let quantizer: TensorQuantizer
+            switch method {
+            case .rtn: quantizer = WeightedRounding(importance: importance)
+            case .gptq:
+                guard let data else { throw ValidationError("--method gptq needs --data or --stats") }
+                quantizer = try LayerwiseGPTQ(model: working, data: data, precision: computeOptions.compute, batchTokens: calibration.batchTokens)
+            }
+            let bar = ProgressBar(label: method == .gptq ? "gptq" : "quantize")
+            let summary = try GGUFExport.write(working, to: destination, types: assignment,
+                                               quantizer: quantizer, overwrite: force) { bar.update(done: $0, total: $1) }
             var counts: [GGMLType: Int] = [:]
             for type in summary.types.values { counts[type, default: 0] += 1 }
             let typeList = counts.sorted { $0.value > $1.value }.map { "\($0.key.name) ×\($0.value)" }.joined(separator: ", ")
             print(String(format: "wrote %@: %ld bytes (%.2f MiB), %.4f bits/weight over %ld weights; tensors: %@",
                          output, summary.bytes, Double(summary.bytes) / 1_048_576, summary.bitsPerWeight, summary.weights, typeList))
+            for (tensor, note) in summary.fallbacks.sorted(by: { $0.key < $1.key }) {
+                print("\(tensor): \(note)")
+            }
             if let heldOut {
                 let before = try evaluation.measure(input, ids: heldOut, label: "eval before", precision: computeOptions.compute)
                 let written = try Model.open(path: output)
@@ -161,18 +240,18 @@ extension MoECompress {
             }
         }
 
-        /// The imatrix pass over --data, or over --stats' windows drawn again (checked to be this model's).
-        private func measureImportance(_ input: Model) throws -> InputImportance? {
-            let data: CalibrationData
+        /// The windows of --data, or of --stats drawn again (checked to be this model's).
+        private func calibrationData(_ input: Model) throws -> CalibrationData? {
             if let stats {
                 let statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
                 try statistics.check(against: input, file: stats)
-                data = try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
-            } else if !calibration.sources.isEmpty {
-                data = try calibration.data(for: input)
-            } else {
-                return nil
+                return try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
             }
+            return calibration.sources.isEmpty ? nil : try calibration.data(for: input)
+        }
+
+        /// The imatrix pass over the calibration windows.
+        private func measureImportance(_ input: Model, data: CalibrationData) throws -> InputImportance {
             let bar = ProgressBar(label: "importance")
             return try InputImportance.collect(from: input, data: data, precision: computeOptions.compute,
                                                batchTokens: calibration.batchTokens) { bar.update(done: $0, total: $1) }

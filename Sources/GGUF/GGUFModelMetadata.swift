@@ -107,6 +107,10 @@ public enum GGUFModelMetadata {
             json["intermediate_size"] = .int(try file.int(key("feed_forward_length")))
         }
         if family.modelType != "mixtral" { json["norm_topk_prob"] = .bool(family.normalizesTopK) }
+        // The special tokens, so writing the model again (a GGUF file has no tokenizer_config.json) keeps them.
+        for (ggufKey, configKey) in [("bos_token_id", "bos_token_id"), ("eos_token_id", "eos_token_id"), ("padding_token_id", "pad_token_id")] {
+            if let id = file["tokenizer.ggml.\(ggufKey)"]?.intValue { json[configKey] = .int(id) }
+        }
         return ModelConfig(path: file.path, json: .object(json))
     }
 }

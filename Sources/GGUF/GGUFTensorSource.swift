@@ -138,7 +138,7 @@ public final class GGUFTensorSource: TensorSource, @unchecked Sendable {
 
     /// Inverse of convert_hf_to_gguf.py's LlamaModel.permute: within each head, GGUF row
     /// 2i + j holds Hugging Face row j·(d/2) + i (rotary pairs adjacent instead of in halves).
-    static func unpermuteRows(_ values: UnsafeMutablePointer<Float>, rows: Int, rowLength: Int, heads: Int) {
+    public static func unpermuteRows(_ values: UnsafeMutablePointer<Float>, rows: Int, rowLength: Int, heads: Int) {
         let headRows = rows / heads
         let half = headRows / 2
         let scratch = FloatBuffer(uninitializedCount: headRows * rowLength)

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// tokenizer.json (and tokenizer_config.json) as the `tokenizer.*` metadata llama.cpp reads, the
@@ -31,8 +32,13 @@ public enum GGUFTokenizerMetadata {
     ///   - tokenizer: tokenizer.json's bytes; `configuration`: tokenizer_config.json's, if any.
     ///   - chatTemplate: a separate chat_template.jinja, if the model has one.
     ///   - vocabularySize: the embedding's rows; the token list is padded to it.
+    ///   - modelConfig: config.json; its `bos_token_id`, `eos_token_id` and `pad_token_id` name the
+    ///     special tokens tokenizer_config.json leaves unnamed, as gguf-py's SpecialVocab reads them
+    ///     (Qwen's tokenizers name no BOS; a model read from a GGUF file has no tokenizer_config.json
+    ///     and carries the ids in its config). Without an id llama.cpp falls back to its own
+    ///     defaults (BOS and EOS 11 for a BPE vocabulary).
     public static func entries(tokenizer: Data, configuration: Data?, chatTemplate: String?, vocabularySize: Int,
-                               file: String) throws -> [(key: String, value: GGUFValue)] {
+                               modelConfig: ModelConfig? = nil, file: String) throws -> [(key: String, value: GGUFValue)] {
         guard let root = try? JSONSerialization.jsonObject(with: tokenizer) as? [String: Any],
               let model = root["model"] as? [String: Any] else {
             throw GGUFError(file: file, "tokenizer.json is not a JSON object with a 'model'")
@@ -103,7 +109,11 @@ public enum GGUFTokenizerMetadata {
         let index = Dictionary(texts.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         for (configKey, ggufKey) in [("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
                                      ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")] {
-            if let text = tokenText(config[configKey]), let id = index[text] {
+            var id = tokenText(config[configKey]).flatMap { index[$0] }
+            // config.json's id (an integer; a list, as some generation configs have, names no one token).
+            if id == nil, let value = try? modelConfig?.optionalInt("\(configKey)_id") { id = value }
+            if id == nil, configKey == "unk_token" { id = unknownID }
+            if let id, (0..<vocabularySize).contains(id) {
                 entries.append(("tokenizer.ggml.\(ggufKey)", .uint32(UInt32(id))))
             }
         }

@@ -31,43 +31,60 @@ public final class ForwardPass {
     /// `progress` is called after each layer with (layers done, layer count).
     public func hiddenStates(_ batch: TokenBatch, observer: ForwardObserver? = nil,
                              progress: ((Int, Int) -> Void)? = nil) throws -> FloatBuffer {
+        let states = try embedding(of: batch)
+        for layer in 0..<model.layerCount {
+            try applyLayer(layer, to: states, batch: batch, observer: observer)
+            progress?(layer + 1, model.layerCount)
+        }
+        try finish(states, batch: batch, observer: observer)
+        return states
+    }
+
+    /// The residual stream entering layer 0: the embedding rows of the batch's ids.
+    public func embedding(of batch: TokenBatch) throws -> FloatBuffer {
         for id in batch.ids where id < 0 || id >= model.vocabularySize {
             throw InputError("\(model.configPath): token id \(id) is outside the model's vocabulary (0..<\(model.vocabularySize))")
         }
         let states = try embed(batch.ids)
         try checkFinite(states, after: "the embedding of the input ids")
+        return states
+    }
+
+    /// Runs decoder layer `layer` on the residual stream `states` in place: callers that quantize
+    /// layer by layer (GPTQ) keep the stream between layers instead of rerunning the model.
+    public func applyLayer(_ layer: Int, to states: FloatBuffer, batch: TokenBatch, observer: ForwardObserver? = nil) throws {
         let normed = FloatBuffer(count: states.count)
         let names = model.spec.tensors
-        for layer in 0..<model.layerCount {
-            let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
-            normalize(states, into: normed, weight: inputNorm)
-            let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
-            try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states, timings: timings, observer: observer) }
-            source.release(attention.projectionNames)
-            try checkFinite(states, after: "layer \(layer)'s attention")
+        let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
+        normalize(states, into: normed, weight: inputNorm)
+        let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
+        try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states, timings: timings, observer: observer) }
+        source.release(attention.projectionNames)
+        try checkFinite(states, after: "layer \(layer)'s attention")
 
-            let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
-            normalize(states, into: normed, weight: postNorm)
-            switch model.feedForward[layer] {
-            case .dense:
-                let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
-                                       down: names.denseDown.filled(layer: layer), from: source, precision: precision)
-                let output = FloatBuffer(uninitializedCount: states.count)
-                try mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer, observer: observer)
-                for index in 0..<states.count { states[index] += output[index] }
-            case .sparse(let shape):
-                let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision,
-                                               maskedExperts: maskedExperts[layer] ?? [])
-                try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer, timings: timings)
-            }
-            try checkFinite(states, after: "layer \(layer)'s feed-forward block")
-            progress?(layer + 1, model.layerCount)
+        let postNorm = try readVector(names.postAttentionNorm.filled(layer: layer), from: source)
+        normalize(states, into: normed, weight: postNorm)
+        switch model.feedForward[layer] {
+        case .dense:
+            let mlp = try GatedMLP(gate: names.denseGate.filled(layer: layer), up: names.denseUp.filled(layer: layer),
+                                   down: names.denseDown.filled(layer: layer), from: source, precision: precision)
+            let output = FloatBuffer(uninitializedCount: states.count)
+            try mlp.apply(normed.pointer, tokens: batch.tokenCount, into: output.pointer, observer: observer)
+            for index in 0..<states.count { states[index] += output[index] }
+        case .sparse(let shape):
+            let block = try SparseMoEBlock(layer: layer, shape: shape, model: model, source: source, precision: precision,
+                                           maskedExperts: maskedExperts[layer] ?? [])
+            try block.apply(normed: normed, tokens: batch.tokenCount, residual: states, source: source, observer: observer, timings: timings)
         }
-        let finalNorm = try readVector(names.finalNorm, from: source)
+        try checkFinite(states, after: "layer \(layer)'s feed-forward block")
+    }
+
+    /// The final norm, in place; the output head's input is shown to observers of linear inputs.
+    public func finish(_ states: FloatBuffer, batch: TokenBatch, observer: ForwardObserver? = nil) throws {
+        let finalNorm = try readVector(model.spec.tensors.finalNorm, from: source)
         normalize(states, into: states, weight: finalNorm)
         try checkFinite(states, after: "the final norm")
         observer?.observeInput(of: [model.outputHeadName(in: source)], states.pointer, tokens: batch.tokenCount, width: model.hiddenSize)
-        return states
     }
 
     /// A NaN or infinity is reported where it first appears (a bad config value or weight), not

@@ -22,12 +22,9 @@ extension UnsafeRawPointer {
     @inline(__always) func byte(_ offset: Int) -> UInt8 { load(fromByteOffset: offset, as: UInt8.self) }
 }
 
-/// IEEE half bits of `value`, rounded to nearest even as GGML_FP32_TO_FP16 rounds (values past
-/// 65504 become infinity, tiny ones half subnormals). Block scales are one or two per block, so
+/// IEEE half bits of `value`, rounded to nearest even as GGML_FP32_TO_FP16 rounds (values from
+/// 65520 on become infinity, tiny ones half subnormals). Block scales are one or two per block, so
 /// Swift's portable conversion costs nothing next to the scale search.
 @inline(__always) func halfBits(_ value: Float) -> UInt16 { Float16(value).bitPattern }
-
-/// The half `value` rounds to, as a Float: what a decoder will see for a stored scale.
-@inline(__always) func roundedToHalf(_ value: Float) -> Float { Float(Float16(value)) }
 
 @inline(__always) func floatFromHalf(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }

@@ -34,8 +34,8 @@ struct BlockScratch {
     let levels: UnsafeMutablePointer<UInt8>
     /// Signed levels of one super-block, for the formats ggml keeps in int8_t.
     let signedLevels: UnsafeMutablePointer<Int8>
-    /// The levels of the scale being tried (ggml's Laux), one sub-block of up to 32.
-    let trial: UnsafeMutablePointer<UInt8>
+    /// The levels of the scales being tried (ggml's Laux, eight trials at once), up to 32.
+    let trial: UnsafeMutablePointer<Lanes>
     /// Per-weight error weights of one sub-block (up to 32).
     let weights: UnsafeMutablePointer<Float>
     /// Per-sub-block scales, mins and weight sums (up to 16 sub-blocks).
@@ -50,7 +50,7 @@ struct BlockScratch {
     private let storage: UnsafeMutableRawPointer
 
     init() {
-        let floats = 32 + 3 * 16, bytes = 256 + 256 + 32 + 3 * 16
+        let floats = 32 + 3 * 16, bytes = 256 + 256 + 3 * 16
         storage = .allocate(byteCount: floats * 4 + bytes, alignment: 16)
         let f = storage.bindMemory(to: Float.self, capacity: floats)
         weights = f
@@ -60,13 +60,16 @@ struct BlockScratch {
         let b = storage + floats * 4
         levels = b.bindMemory(to: UInt8.self, capacity: 256)
         signedLevels = (b + 256).bindMemory(to: Int8.self, capacity: 256)
-        trial = (b + 512).bindMemory(to: UInt8.self, capacity: 32)
-        scaleLevels = (b + 544).bindMemory(to: UInt8.self, capacity: 16)
-        minLevels = (b + 560).bindMemory(to: UInt8.self, capacity: 16)
-        signedScaleLevels = (b + 576).bindMemory(to: Int8.self, capacity: 16)
+        scaleLevels = (b + 512).bindMemory(to: UInt8.self, capacity: 16)
+        minLevels = (b + 528).bindMemory(to: UInt8.self, capacity: 16)
+        signedScaleLevels = (b + 544).bindMemory(to: Int8.self, capacity: 16)
+        trial = .allocate(capacity: 32)
     }
 
-    func deallocate() { storage.deallocate() }
+    func deallocate() {
+        storage.deallocate()
+        trial.deallocate()
+    }
 }
 
 /// The low byte of C's float-to-integer conversion as x86-64 performs it (cvttss2si: truncate,

@@ -19,17 +19,18 @@ enum Q3_K: BlockFormat {
             for j in 0..<16 {
                 let dj = d * Float(scale(j, in: out + 96) - 32)
                 if dj == 0 { continue }
-                for i in 16 * j..<16 * j + 16 { levels[i] = Int8(clamp(nearestInt(xb[i] / dj), -4, 3) + 4) }
+                for i in 16 * j..<16 * j + 16 { levels[i] = Int8(truncatingIfNeeded: clamp(nearestInt(xb[i] / dj), -4, 3) + 4) }
             }
-            (out).initializeMemory(as: UInt8.self, repeating: 0, count: 32)
-            for i in 0..<256 {
-                var level = UInt8(bitPattern: levels[i])
-                if level > 3 {
-                    let byte = out.load(fromByteOffset: i % 32, as: UInt8.self) | (UInt8(1) << (i / 32))
-                    out.storeBytes(of: byte, toByteOffset: i % 32, as: UInt8.self)
-                    level -= 4
+            // Split each level into its 3rd bit (hmask) and its low two bits.
+            for m in 0..<32 {
+                var mask: UInt8 = 0
+                for bit in 0..<8 {
+                    let i = 32 * bit + m
+                    let level = UInt8(bitPattern: levels[i])
+                    mask |= (level > 3 ? 1 : 0) << bit
+                    s.levels[i] = level > 3 ? level &- 4 : level
                 }
-                s.levels[i] = level
+                out.storeBytes(of: mask, toByteOffset: m, as: UInt8.self)
             }
             TwoBitPacking.store(s.levels, into: out + 32)
         }

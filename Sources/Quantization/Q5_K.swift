@@ -10,17 +10,14 @@ enum Q5_K: BlockFormat {
             ScaleMinSuperBlock.encode(x + 256 * block, nmax: 31, importance: importance.map { $0 + 256 * block },
                                       reference: .init(rmin: -0.5, rdelta: 0.1, steps: 15), capsImportanceLevels: true,
                                       into: out, scratch: scratch)
-            (out + 16).initializeMemory(as: UInt8.self, repeating: 0, count: 32)
-            for k in 0..<4 {
-                let low = UInt8(1) << (2 * k), high = UInt8(2) << (2 * k)
-                for l in 0..<32 {
-                    var q0 = levels[64 * k + l], q1 = levels[64 * k + l + 32]
-                    var qh = out.load(fromByteOffset: 16 + l, as: UInt8.self)
-                    if q0 > 15 { q0 -= 16; qh |= low }
-                    if q1 > 15 { q1 -= 16; qh |= high }
-                    out.storeBytes(of: qh, toByteOffset: 16 + l, as: UInt8.self)
-                    out.storeBytes(of: q0 | (q1 << 4), toByteOffset: 48 + 32 * k + l, as: UInt8.self)
+            for l in 0..<32 {
+                var qh: UInt8 = 0
+                for k in 0..<4 {
+                    let q0 = levels[64 * k + l], q1 = levels[64 * k + l + 32]
+                    qh |= (q0 >> 4) << (2 * k) | (q1 >> 4) << (2 * k + 1)
+                    out.storeBytes(of: (q0 & 0x0F) | (q1 << 4), toByteOffset: 48 + 32 * k + l, as: UInt8.self)
                 }
+                out.storeBytes(of: qh, toByteOffset: 16 + l, as: UInt8.self)
             }
         }
     }

@@ -10,11 +10,7 @@ enum Q8_0: BlockFormat {
             let d = amax / 127
             let id: Float = d != 0 ? 1 / d : 0
             out.storeHalf(d, at: 0)
-            for j in 0..<32 {
-                // roundf: half away from zero.
-                let q = (xb[j] * id).rounded(.toNearestOrAwayFromZero)
-                out.storeBytes(of: truncatedByte(q), toByteOffset: 2 + j, as: UInt8.self)
-            }
+            for j in 0..<32 { out.storeBytes(of: roundedAwayByte(xb[j] * id), toByteOffset: 2 + j, as: UInt8.self) }
         }
     }
 
@@ -25,4 +21,12 @@ enum Q8_0: BlockFormat {
             for j in 0..<32 { yb[j] = Float(Int8(bitPattern: b.byte(2 + j))) * d }
         }
     }
+}
+
+/// The low byte of ggml's `(int8_t)roundf(v)`: half away from zero, computed without the libm
+/// call as trunc(v ± pred(0.5)), which equals roundf(v) for every float (the sum cannot round
+/// across an integer unless v's fraction is at least one half). Past int32, truncatedByte's value.
+@inline(__always) private func roundedAwayByte(_ v: Float) -> UInt8 {
+    let nudged = v + Float(signOf: v, magnitudeOf: Float(0.5).nextDown)
+    return truncatedByte(nudged)
 }

@@ -12,10 +12,6 @@ import Tensors
 /// quantized with its own importance weights and written into its slice), so memory holds one
 /// expert's matrix, never a layer or the model.
 public enum GGUFExport {
-    /// Per-column importance weights for one source tensor (an expert of a stacked tensor is
-    /// `slice`); nil quantizes without (what llama-quantize does without an imatrix).
-    public typealias Importance = (_ tensor: GGUFTensorPlan, _ slice: Int) -> [Float]?
-
     public struct Summary: Sendable {
         public let path: String
         public let bytes: Int
@@ -23,6 +19,9 @@ public enum GGUFExport {
         public let bitsPerWeight: Double
         public let weights: Int
         public let types: [String: GGMLType]
+        /// Source tensors the quantizer could not treat as its method intends (an expert no or
+        /// too few calibration tokens reached), with what it did instead.
+        public let fallbacks: [String: String]
     }
 
     /// The tensors a model becomes, for planning before writing.
@@ -39,7 +38,7 @@ public enum GGUFExport {
         return family
     }
 
-    public static func write(_ model: Model, to destination: URL, types: [String: GGMLType], importance: Importance? = nil,
+    public static func write(_ model: Model, to destination: URL, types: [String: GGMLType], quantizer: TensorQuantizer,
                              overwrite: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
         let (family, plans) = try layout(model)
         var declared: [GGUFTensorInfo] = []
@@ -62,23 +61,25 @@ public enum GGUFExport {
         let values = FloatBuffer(uninitializedCount: largest)
         let encoded = UnsafeMutableRawBufferPointer.allocate(byteCount: largest * 4, alignment: 64)
         defer { encoded.deallocate() }
-        for (index, (plan, info)) in zip(plans, declared).enumerated() {
+        var fallbacks: [String: String] = [:]
+        // Layer by layer, then the tensors outside the layers (the writer takes any order).
+        let order = plans.indices.sorted { (plans[$0].layer ?? Int.max, $0) < (plans[$1].layer ?? Int.max, $1) }
+        var prepared: Int?? = .none
+        for (done, index) in order.enumerated() {
+            let (plan, info) = (plans[index], declared[index])
+            if prepared != .some(plan.layer) {
+                try quantizer.prepare(layer: plan.layer)
+                prepared = .some(plan.layer)
+            }
             let sliceBytes = info.type.rowBytes(plan.rowLength) * plan.rowsPerSource
             for (slice, name) in plan.sources.enumerated() {
                 try model.source.readFloat32(name, into: values.pointer)
                 if let heads = plan.permutedHeads {
                     GGUFTensorSource.permuteRows(values.pointer, rows: plan.rowsPerSource, rowLength: plan.rowLength, heads: heads)
                 }
-                let weights = info.type.isQuantized ? importance?(plan, slice) : nil
                 do {
-                    if let weights {
-                        try weights.withUnsafeBufferPointer {
-                            try quantizeRows(info.type, values.pointer, rows: plan.rowsPerSource, rowLength: plan.rowLength,
-                                             importance: $0.baseAddress, into: encoded.baseAddress!)
-                        }
-                    } else {
-                        try quantizeRows(info.type, values.pointer, rows: plan.rowsPerSource, rowLength: plan.rowLength,
-                                         importance: nil, into: encoded.baseAddress!)
+                    if let note = try quantizer.quantize(plan, slice: slice, type: info.type, values: values.pointer, into: encoded.baseAddress!) {
+                        fallbacks[name] = note
                     }
                 } catch {
                     throw GGUFError(file: model.config.path, "tensor '\(name)' as \(info.type.name): \(error)")
@@ -86,18 +87,26 @@ public enum GGUFExport {
                 try writer.write(plan.name, bytes: UnsafeRawBufferPointer(rebasing: encoded[0..<sliceBytes]), at: slice * sliceBytes)
                 model.source.release([name])
             }
-            progress?(index + 1, plans.count)
+            progress?(done + 1, plans.count)
         }
         try writer.commit()
         let weights = declared.reduce(0) { $0 + $1.elementCount }
         let dataBits = declared.reduce(0) { $0 + $1.byteCount } * 8
         return Summary(path: destination.path, bytes: writer.fileSize, bitsPerWeight: Double(dataBits) / Double(max(weights, 1)),
-                       weights: weights, types: Dictionary(uniqueKeysWithValues: declared.map { ($0.name, $0.type) }))
+                       weights: weights, types: Dictionary(uniqueKeysWithValues: declared.map { ($0.name, $0.type) }),
+                       fallbacks: fallbacks)
     }
 
     /// general.name: the model directory's name.
     static func modelName(_ model: Model) -> String {
-        model.origin.standardizedFileURL.deletingPathExtension().lastPathComponent
+        if let input = inputGGUF(model), let name = input["general.name"]?.stringValue { return name }
+        return model.origin.standardizedFileURL.deletingPathExtension().lastPathComponent
+    }
+
+    /// The GGUF file a model (or the stage output computed from one) was read from.
+    static func inputGGUF(_ model: Model) -> GGUFFile? {
+        guard GGUFModelReader.isGGUF(model.origin.path) else { return nil }
+        return try? GGUFFile(path: model.origin.path)
     }
 
     /// llama.cpp's LLAMA_FTYPE for the type most of the weights have (general.file_type is a label:
@@ -112,6 +121,12 @@ public enum GGUFExport {
     }
 
     static func tokenizerEntries(_ model: Model, vocabularySize: Int) throws -> [(key: String, value: GGUFValue)] {
+        // A GGUF input keeps its tokenizer metadata as it is (chat template, BOS rules, special
+        // ids): no stage changes the vocabulary.
+        if let input = inputGGUF(model) {
+            let entries = input.metadata.filter { $0.key.hasPrefix("tokenizer.") }
+            if !entries.isEmpty { return entries }
+        }
         let directory = model.isGGUF ? model.origin.deletingLastPathComponent() : model.origin
         let tokenizer: Data
         if let carried = model.tokenizerJSON {
@@ -130,7 +145,7 @@ public enum GGUFExport {
         }
         let template = try optionalFile("chat_template.jinja").map { String(decoding: $0, as: UTF8.self) }
         return try GGUFTokenizerMetadata.entries(tokenizer: tokenizer, configuration: try optionalFile("tokenizer_config.json"),
-                                                 chatTemplate: template, vocabularySize: vocabularySize,
+                                                 chatTemplate: template, vocabularySize: vocabularySize, modelConfig: model.config,
                                                  file: directory.appendingPathComponent("tokenizer.json").path)
     }
 }
