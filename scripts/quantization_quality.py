@@ -58,6 +58,8 @@ BITS = [4.5, 3.5, 2.75, 2.25]
 # The importance pass of both tools sees the whole calibration text in windows of CTX.
 IMATRIX_ARGS = ["-c", str(CTX), "--no-ppl", "--output-format", "gguf"]
 MOE_DATA_ARGS = ["--data", CALIBRATION_TEXT, "--seq-len", str(CTX)]
+# Mixes whose --bits plan is also written with token_embd in the mix's type (see the page's notes).
+EMBEDDING_DIAGNOSTIC = ["Q5_K_M", "Q4_K_M"]
 
 # ggml type id → (name, weights per block, bytes per block) for the types either tool writes.
 GGML_TYPES = {
@@ -267,7 +269,7 @@ def main():
     parser.add_argument("--work", default="/tmp/moe-quant-quality", help="cache directory (default %(default)s)")
     parser.add_argument("--chunks", type=int, default=64,
                         help=f"llama-perplexity chunks of {CTX} (and moe-compress eval windows) of the held-out text (default %(default)s)")
-    parser.add_argument("--check-windows", type=int, default=16,
+    parser.add_argument("--check-windows", type=int, default=8,
                         help="windows of the exact cross-check, llama.cpp on moe-compress eval's windows (default %(default)s)")
     parser.add_argument("--model", default=MODEL, help="checkpoint directory (default %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="discard this key's cached files first")
@@ -279,7 +281,7 @@ def main():
     run(["swift", "build", "-c", "release", "--product", "moe-compress"])
     binary = Path(run(["swift", "build", "-c", "release", "--show-bin-path"])[0].strip()) / "moe-compress"
     model_files = sorted(p for p in (REPO / MODEL).iterdir() if p.is_file())
-    settings = json.dumps([CTX, args.chunks, args.check_windows, MIXES, UNIFORM, BITS, IMATRIX_ARGS, MOE_DATA_ARGS, llama_commit()])
+    settings = json.dumps([CTX, args.chunks, args.check_windows, MIXES, EMBEDDING_DIAGNOSTIC, UNIFORM, BITS, IMATRIX_ARGS, MOE_DATA_ARGS, llama_commit()])
     key = hashlib.sha256((sha256_of(model_files) + sha256_of([binary]) + settings).encode()).hexdigest()[:12]
     work = Path(args.work) / key
     if args.fresh and work.exists():
@@ -376,6 +378,43 @@ def main():
         target = size_of(work / f"llama-{mix}.gguf")["bpw"]
         moe_quantize(f"moe-bits-{mix}", ["--bits", f"{target:.4f}"], f"moe-compress --bits {target:.4f} (= {mix})",
                      "moe-matched", mix=mix)
+
+    # Diagnostic: the --bits plan with token_embd in the mix's type, at the mix's size (the knapsack
+    # solved for the budget left once token_embd has that type, then token_embd set by --plan).
+    for mix in EMBEDDING_DIAGNOSTIC:
+        name = f"moe-bits-{mix}-embd"
+        path, failure = work / f"{name}.gguf", work / f"{name}.failed"
+        theirs = {n: (t, w, b) for n, t, w, b in read_gguf_tensors(work / f"llama-{mix}.gguf")}
+        matched = work / f"moe-bits-{mix}.gguf"
+        if "token_embd.weight" not in theirs or not matched.exists():
+            continue
+        ours = {n: (t, w, b) for n, t, w, b in read_gguf_tensors(matched)}
+        wanted, _, wanted_bytes = theirs["token_embd.weight"]
+        if ours["token_embd.weight"][0] == wanted:
+            continue  # the knapsack already agrees with llama-quantize there
+        size = size_of(work / f"llama-{mix}.gguf")
+        budget = size["bpw"] - (wanted_bytes - ours["token_embd.weight"][2]) * 8 / size["weights"]
+        say(f"moe-compress quantize --bits {budget:.4f} --dry-run, then token_embd → {wanted} (--plan)")
+        if not path.exists() and not failure.exists():
+            plan = work / f"{name}.plan.json"
+            try:
+                run([binary, "quantize", MODEL, "-o", plan, "--bits", f"{budget:.4f}", "--dry-run", "--force"] + MOE_DATA_ARGS,
+                    log=work / f"{name}.plan.log")
+                document = json.loads(plan.read_text())
+                for tensor in document["tensors"]:
+                    if tensor["tensor"] == "token_embd.weight":
+                        tensor["type"] = wanted
+                edited = work / f"{name}.plan-edited.json"
+                edited.write_text(json.dumps(document, indent=1))
+                make(path, lambda out: run([binary, "quantize", MODEL, "-o", out, "--plan", edited] + MOE_DATA_ARGS,
+                                           log=work / f"{name}.log"))
+            except RuntimeError as error:
+                failure.write_text(str(error).strip().splitlines()[-1])
+        row = {"label": f"moe-compress --bits {budget:.4f}, token_embd → {wanted} (= {mix})", "group": "moe-embd",
+               "mix": mix, "path": path, "embd": wanted}
+        if failure.exists():
+            row["failed"] = failure.read_text().strip()
+        rows.append(row)
 
     # 5. Measurements.
     base_logits = work / "f32.kld"
@@ -476,7 +515,10 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
         f"- **moe-compress --bits B**: `moe-compress quantize {MODEL} -o OUT --bits B {' '.join(MOE_DATA_ARGS)}`: "
         "per tensor the type from Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 that an exact knapsack picks to minimise "
         "the summed imatrix-weighted output error within B bits/weight for the whole file; "
-        "**(= MIX)** rows take B from that llama-quantize mix's file, for a comparison at equal size.",
+        "**(= MIX)** rows take B from that llama-quantize mix's file, for a comparison at equal size. "
+        f"**token_embd → T (= MIX)** (for {', '.join(EMBEDDING_DIAGNOSTIC)}): a diagnostic, the knapsack solved with "
+        "`--dry-run` for the budget that leaves token_embd room for the mix's type T, the plan edited to give "
+        "token_embd T, and written with `--plan`, so the file again has the mix's size.",
         "",
         "Columns: bits/weight as llama.cpp counts them (tensor data bytes × 8 / all weights, norms included; what "
         "llama_model_loader prints as BPW); the file's bytes (header and tokenizer included); the weight types by "
@@ -530,14 +572,19 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
 
     lines += ["", "At equal size: each llama-quantize mix beside `moe-compress --bits` set to its bits/weight "
               "(perplexity / KL divergence as above; size ratio = moe-compress's tensor bytes / llama-quantize's):", "",
-              "| mix | bits/weight | llama-quantize | llama-quantize + imatrix | moe-compress --bits | size ratio |",
-              "|---|---|---|---|---|---|"]
+              "| mix | bits/weight | llama-quantize | llama-quantize + imatrix | moe-compress --bits | size ratio | "
+              "moe-compress --bits, token_embd in the mix's type | size ratio |",
+              "|---|---|---|---|---|---|---|---|"]
     for mix in MIXES:
         plain = results.get(f"llama-{mix}.gguf")
         weighted = results.get(f"llama-{mix}-imatrix.gguf")
         ours = results.get(f"moe-bits-{mix}.gguf")
-        ratio = f"{ours['size']['data_bytes'] / plain['size']['data_bytes']:.4f}" if ours and plain else "—"
-        lines.append(f"| {mix} | {plain['size']['bpw']:.4f} | {quality(plain)} | {quality(weighted)} | {quality(ours)} | {ratio} |")
+        embd = results.get(f"moe-bits-{mix}-embd.gguf")
+
+        def ratio(r):
+            return f"{r['size']['data_bytes'] / plain['size']['data_bytes']:.4f}" if r and plain else "—"
+        lines.append(f"| {mix} | {plain['size']['bpw']:.4f} | {quality(plain)} | {quality(weighted)} | {quality(ours)} | "
+                     f"{ratio(ours)} | {quality(embd)} | {ratio(embd)} |")
 
     notes = REPO / "docs" / "quantization-notes.md"
     if notes.exists():
