@@ -46,7 +46,10 @@ let package = Package(
         // truncated SVD (LAPACK's gesdd).
         .target(name: "Merging", dependencies: ["Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"], path: "Sources/Merging"),
         // ggml's block formats (GGUF tensor types): encoders and decoders byte-exact to ggml.
-        .target(name: "Quantization", dependencies: ["Tensors", "CLinearAlgebra"]),
+        .target(name: "Quantization", dependencies: ["Tensors", "CLinearAlgebra"],
+                // Tests quantize whole models (GPTQ, the error table): optimised even in debug
+                // builds, which otherwise run these loops tens of times slower.
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // GGUF export: type rules, the writer of a model as llama.cpp's GGUF, bit allocation.
         .target(name: "Quantizing", dependencies: ["GGUF", "Quantization", "Calibration", "Models", "Inference", "Architectures", "Checkpoint", "Tensors", "CLinearAlgebra"]),
         .executableTarget(

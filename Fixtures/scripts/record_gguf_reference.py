@@ -83,9 +83,8 @@ LLAMA_SETTINGS = {"n_ctx": 64, "n_batch": 64, "n_ubatch": 64, "n_threads": 2, "n
 # The tiny models' rows are 64 (hidden) and 16-96 (expert widths) long: 32-weight blocks tile most
 # of them (a 16-wide expert's down rows fall back to F16), k-quants' 256-weight super-blocks none.
 TINY_TYPES = ["F32", "F16", "Q8_0", "Q5_1", "Q4_0"]
-# The default model is 128 wide (intermediate 192): k-quants would fall back to Q5_0/Q4_0. Once
-# it is 256 wide, append "Q6_K", "Q4_K", "Q3_K", "Q2_K" here (the record keeps what each file holds).
-DEFAULT_TYPES = ["F32", "F16", "Q8_0", "Q5_0", "Q4_0"]
+# The default model is 256 wide (hidden, expert width, heads x head_dim): every k-quant applies.
+DEFAULT_TYPES = ["F32", "F16", "Q8_0", "Q6_K", "Q4_K", "Q3_K", "Q2_K"]
 
 MODELS = {
     "tiny-mixtral": {"path": "Fixtures/models/tiny-mixtral", "types": TINY_TYPES, "all_positions": ["F32"]},

@@ -190,9 +190,11 @@ def token_stream(tokenizer, documents):
 # ---------------------------------------------------------------- model and training
 
 def model_config():
+    # Every matrix's rows (hidden, expert width, heads x head_dim) are multiples of 256, so GGUF's
+    # k-quants (256-weight super-blocks) apply to every tensor, as they do on real MoE models.
     return MixtralConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=128, intermediate_size=192, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=512,
+        vocab_size=VOCAB_SIZE, hidden_size=256, intermediate_size=256, num_hidden_layers=4,
+        num_attention_heads=8, num_key_value_heads=4, head_dim=32, max_position_embeddings=512,
         rope_theta=10000.0, rms_norm_eps=1e-5, num_local_experts=8, num_experts_per_tok=2,
         router_aux_loss_coef=0.01, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
         pad_token_id=None, sliding_window=None)
@@ -321,6 +323,7 @@ def record(train_stream, training):
                      "numpy": np.__version__},
         "training": training, "corpus": CORPUS,
     }
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(entry, indent=2) + "\n")
     print(f"held-out perplexity {entry['perplexity']:.3f}, unigram {entry['unigram_perplexity']:.3f} "
           f"over {entry['predicted_tokens']} predicted tokens")
@@ -334,7 +337,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--warmup", type=int, default=100)
