@@ -7,7 +7,7 @@ the same files.
 
 Run from the repository root, with the Python of Fixtures/scripts/setup_llama_cpp.sh (its venv has
 llama-cpp-python 0.3.36 and numpy; the llama.cpp tools are in $LLAMA_CPP_DIR/bin):
-    /work/venv/bin/python scripts/quantization_quality.py [--work DIR] [--chunks N] [--fresh]
+    /work/venv/bin/python scripts/quantization_quality.py [--work DIR] [--chunks N] [--model DIR] [--fresh]
 
 Every intermediate file (GGUFs, the imatrix, logs, each measurement as JSON) is cached in
 --work DIR (default /tmp/moe-quant-quality) under a key of the model's bytes, the moe-compress
@@ -18,7 +18,9 @@ Rows: the F32 GGUF (written by `moe-compress quantize --types F32`: exact for th
 the baseline, and the input every llama-quantize run gets, so all files carry the same tokenizer
 metadata); an F16 conversion; llama-quantize mixes (MIXES) without and with
 `--imatrix` from `llama-imatrix` on the calibration text; `moe-compress quantize --types T
---data calibration` (UNIFORM); `--bits B` (BITS); and `--bits` equal to each mix's bits/weight.
+--data calibration` (UNIFORM), beside `llama-quantize --pure T` (+ imatrix) at the same bytes;
+`--bits B` (BITS); `--bits` equal to each mix's bits/weight; and, for EMBEDDING_DIAGNOSTIC, that
+plan re-solved with token_embd in the mix's type at the mix's size (`--dry-run`, edit, `--plan`).
 
 Measures per file: bits/weight as llama.cpp counts them (tensor data bytes × 8 / all weights, as
 llama_model_loader prints BPW), the file's bytes, llama-perplexity's perplexity (-c CTX, the first
