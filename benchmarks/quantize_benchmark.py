@@ -8,7 +8,9 @@ One run of this script:
    of width 1024, vocab 50304; 1.25 GB bf16) with benchmarks/olmoe_eval_benchmark.py's generator
    (`--layers 1`), under --work-dir (the merge benchmark's model);
 2. reads the input's safetensors twice with `cat FILES > /dev/null` (the second read is the
-   warm-page-cache rate: the "limited by disk/page cache" reference; caches cannot be dropped here);
+   warm-page-cache rate: the "limited by disk/page cache" reference; caches cannot be dropped here),
+   and writes as many bytes with `dd if=/dev/zero bs=16M conv=fsync` (the write-and-fsync reference:
+   moe-compress fsyncs its output);
 3. runs, each as a measured child process (wall time, peak RSS, stdout and stderr kept), after
    warming the page cache, --repeats times (the fastest run is reported), every program with
    --threads threads:
@@ -276,8 +278,14 @@ def main():
             row["output_bytes"] = output.stat().st_size
         return row
 
-    # 2. Disk / page cache reference.
+    # 2. Disk / page cache references: reading the input, and writing + fsyncing as many bytes.
     report["disk_read"] = disk_read(model, results_dir, env)
+    blocks = -(-input_bytes // (16 << 20))
+    row = run_measured(["dd", "if=/dev/zero", f"of={scratch / 'dd-write.bin'}", "bs=16M", f"count={blocks}", "conv=fsync"],
+                       results_dir, "dd-write-fsync", env)
+    (scratch / "dd-write.bin").unlink(missing_ok=True)
+    report["disk_write_fsync"] = {"bytes": blocks * (16 << 20), "seconds": row["seconds"],
+                                  "gb_per_s": blocks * (16 << 20) / row["seconds"] / 1e9, "load_before": row["load_before"]}
 
     # 3a-c. moe-compress.
     def moe_compress(case: str, types: str, extra: list[str], setting: str) -> dict:
@@ -407,7 +415,8 @@ def print_table(r: dict) -> None:
           f"({r['layer_expert_bytes_bf16'] / 1e6:.0f} MB of them the layer's experts)")
     reads = r["disk_read"]
     rates = ", ".join(f"{x['gb_per_s']:.2f}" for x in reads)
-    print(f"cat of the input: {rates} GB/s (1st, 2nd = warm page cache)")
+    print(f"cat of the input: {rates} GB/s (1st, 2nd = warm page cache); "
+          f"dd write + fsync of as many bytes: {r['disk_write_fsync']['gb_per_s']:.2f} GB/s")
     header = (f"{'case':<44} {'wall s':>7} {'CPU s':>6} {'GB/s':>6} {'phases s':>22} {'peak RSS GiB':>12} {'anon GiB':>8} "
               f"{'x layer':>7} {'out MB':>8}  load before -> after")
     print(header)
