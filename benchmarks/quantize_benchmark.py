@@ -24,7 +24,8 @@ One run of this script:
         then llama-quantize X.gguf Y.gguf Q4_K_M T, and their sum; also llama-quantize --pure X.gguf W.gguf
         Q4_K T (every matrix Q4_K: the same types as b., where Q4_K_M puts Q5_K/Q6_K/Q8_0 on some tensors);
      e. llama-quantize on moe-compress's own F16 output (a.) to Q4_K_M, and llama-simple on
-        moe-compress's F16 and Q4_K files, recording whether llama.cpp loads them;
+        moe-compress's F16 and Q4_K files, recording whether llama.cpp loads them; and gguf-py
+        compares a.'s tensors with convert_hf_to_gguf.py's byte for byte;
    moe-compress writes through a staged file that it fsyncs before the rename; llama.cpp does not
    fsync, so the script also times `sync FILE` after each llama.cpp output (reported apart);
 4. the encoders alone: `moe-compress-bench rows` (quantizeRows per type on one expert-sized matrix,
@@ -360,6 +361,8 @@ def main():
 
         # e. llama.cpp on moe-compress's files.
         f16 = scratch / "moe-compress-a-f16.gguf"
+        out = subprocess.run([sys.executable, "-c", COMPARE_F16, str(f16), str(x)], capture_output=True, text=True, env=lenv)
+        report["f16_tensors_compared"] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-2000:]}
         z = scratch / "llama-q4_k_m-of-moe-compress-f16.gguf"
         z.unlink(missing_ok=True)
         row = run_measured([str(args.llama_bin / "llama-quantize"), str(f16), str(z), "Q4_K_M", T], results_dir,
@@ -446,6 +449,10 @@ def print_table(r: dict) -> None:
     for name, loaded in (r.get("llama_loads") or {}).items():
         if loaded:
             print(f"llama-simple loads {name}: {loaded['loads']} (status {loaded['returncode']})")
+    compared = r.get("f16_tensors_compared")
+    if compared:
+        print(f"moe-compress's F16 tensors byte-identical to convert_hf_to_gguf.py's: {compared.get('identical')} "
+              f"({compared.get('tensors')} tensors; different: {compared.get('different')})")
     e = r["cases"].get("e_llama_quantize_of_moe_compress_f16")
     if e:
         print(f"llama-quantize accepts moe-compress's F16 file: {e['loads']} (status {e['returncode']})")
@@ -476,6 +483,19 @@ def print_table(r: dict) -> None:
                   f"{bench.fmt(x.get('bits_per_weight'), '8.4f')}  {mix or x.get('infeasible')}")
     print()
 
+
+# Tensor by tensor: moe-compress's F16 file against convert_hf_to_gguf.py's (name, type, shape, bytes).
+COMPARE_F16 = """
+import json, sys
+import numpy as np
+from gguf import GGUFReader
+a = {t.name: t for t in GGUFReader(sys.argv[1]).tensors}
+b = {t.name: t for t in GGUFReader(sys.argv[2]).tensors}
+different = [n for n in sorted(set(a) & set(b)) if a[n].tensor_type != b[n].tensor_type or list(a[n].shape) != list(b[n].shape)
+             or not np.array_equal(np.asarray(a[n].data).view(np.uint8), np.asarray(b[n].data).view(np.uint8))]
+print(json.dumps({"tensors": len(a), "only_in_moe_compress": sorted(set(a) - set(b)), "only_in_llama": sorted(set(b) - set(a)),
+                  "different": different, "identical": not different and set(a) == set(b)}))
+"""
 
 GGML_TYPES = {"F16": 1, "BF16": 30, "Q8_0": 8, "Q6_K": 14, "Q5_K": 13, "Q4_K": 12, "Q3_K": 11, "Q2_K": 10}
 
