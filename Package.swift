@@ -5,6 +5,8 @@ let package = Package(
     name: "moe-compress",
     products: [
         .executable(name: "moe-compress", targets: ["CLI"]),
+        // Micro-benchmarks of library code that no command isolates (benchmarks/quantize_benchmark.py).
+        .executable(name: "moe-compress-bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,6 +61,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `moe-compress-bench allocation`: BitAllocation.solve on a synthetic DeepSeek-V3-sized table.
+        .executableTarget(name: "Bench", dependencies: ["Quantizing", "Quantization"], path: "Sources/Bench"),
         // Locates Fixtures/ and reads the records the fixture scripts made; used only by tests.
         .target(name: "FixtureSupport", path: "Tests/FixtureSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "FixtureSupport"]),
