@@ -139,22 +139,16 @@ public final class GGUFTensorSource: TensorSource, @unchecked Sendable {
     /// Inverse of convert_hf_to_gguf.py's LlamaModel.permute: within each head, GGUF row
     /// 2i + j holds Hugging Face row j·(d/2) + i (rotary pairs adjacent instead of in halves).
     public static func unpermuteRows(_ values: UnsafeMutablePointer<Float>, rows: Int, rowLength: Int, heads: Int) {
-        let headRows = rows / heads
-        let half = headRows / 2
-        let scratch = FloatBuffer(uninitializedCount: headRows * rowLength)
-        for head in 0..<heads {
-            let base = values + head * headRows * rowLength
-            scratch.pointer.update(from: base, count: headRows * rowLength)
-            for i in 0..<half {
-                for j in 0..<2 {
-                    (base + (j * half + i) * rowLength).update(from: scratch.pointer + (2 * i + j) * rowLength, count: rowLength)
-                }
-            }
-        }
+        regroupRows(values, rows: rows, rowLength: rowLength, heads: heads, intoPairs: false)
     }
 
     /// convert_hf_to_gguf.py's permutation itself (what the writer applies).
     public static func permuteRows(_ values: UnsafeMutablePointer<Float>, rows: Int, rowLength: Int, heads: Int) {
+        regroupRows(values, rows: rows, rowLength: rowLength, heads: heads, intoPairs: true)
+    }
+
+    /// Moves each head's row j·(d/2) + i to 2i + j (`intoPairs`) or back.
+    private static func regroupRows(_ values: UnsafeMutablePointer<Float>, rows: Int, rowLength: Int, heads: Int, intoPairs: Bool) {
         let headRows = rows / heads
         let half = headRows / 2
         let scratch = FloatBuffer(uninitializedCount: headRows * rowLength)
@@ -163,7 +157,8 @@ public final class GGUFTensorSource: TensorSource, @unchecked Sendable {
             scratch.pointer.update(from: base, count: headRows * rowLength)
             for i in 0..<half {
                 for j in 0..<2 {
-                    (base + (2 * i + j) * rowLength).update(from: scratch.pointer + (j * half + i) * rowLength, count: rowLength)
+                    let (to, from) = intoPairs ? (2 * i + j, j * half + i) : (j * half + i, 2 * i + j)
+                    (base + to * rowLength).update(from: scratch.pointer + from * rowLength, count: rowLength)
                 }
             }
         }

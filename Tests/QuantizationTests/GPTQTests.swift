@@ -1,3 +1,4 @@
+import FixtureSupport
 import Foundation
 @testable import Quantization
 import Testing
@@ -5,22 +6,10 @@ import Testing
 /// GPTQ on ggml's grids against weighted rounding (what llama-quantize does with an imatrix),
 /// judged by the output error it exists to reduce, ‖(W − Ŵ) X‖² on the calibration inputs X.
 struct GPTQTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state
-        }
-        mutating func normal() -> Float {
-            let u = Float.random(in: Float.ulpOfOne...1, using: &self), v = Float.random(in: 0...1, using: &self)
-            return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-        }
-    }
-
     /// Inputs whose columns are correlated (a random mixing of fewer latent factors), as real
     /// activations are, and rows of weights.
     static func problem(columns: Int, rows: Int, tokens: Int, seed: UInt64) -> (w: [Float], x: [Float], h: [Double]) {
-        var g = Generator(state: seed)
+        var g = SeededGenerator(state: seed)
         let factors = columns / 4
         let latent = (0..<(tokens * factors)).map { _ in g.normal() }
         let mixing = (0..<(factors * columns)).map { _ in g.normal() }

@@ -1,3 +1,4 @@
+import FixtureSupport
 import Foundation
 @testable import Quantizing
 import Testing
@@ -6,14 +7,6 @@ import Testing
 /// exact, so its error equals the brute-force optimum; on arbitrary sizes it never exceeds the
 /// budget and is within the documented slack of the optimum's budget use.
 struct BitAllocationTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state
-        }
-    }
-
     func bruteForce(_ candidates: [[(bytes: Int, error: Double)]], budget: Int) -> Double {
         var best = Double.infinity
         func visit(_ index: Int, _ bytes: Int, _ error: Double) {
@@ -25,7 +18,7 @@ struct BitAllocationTests {
         return best
     }
 
-    func randomCandidates(_ generator: inout Generator, tensors: Int, unit: Int) -> [[(bytes: Int, error: Double)]] {
+    func randomCandidates(_ generator: inout SeededGenerator, tensors: Int, unit: Int) -> [[(bytes: Int, error: Double)]] {
         (0..<tensors).map { _ in
             let count = Int.random(in: 1...4, using: &generator)
             // Bigger choices have smaller errors, as quantization types do.
@@ -38,7 +31,7 @@ struct BitAllocationTests {
     }
 
     @Test func exactOnWholeQuanta() throws {
-        var generator = Generator(state: 7)
+        var generator = SeededGenerator(state: 7)
         for _ in 0..<200 {
             let candidates = randomCandidates(&generator, tensors: Int.random(in: 1...7, using: &generator), unit: 1)
             let smallest = candidates.reduce(0) { $0 + $1.map(\.bytes).min()! }, largest = candidates.reduce(0) { $0 + $1.map(\.bytes).max()! }
@@ -51,7 +44,7 @@ struct BitAllocationTests {
     }
 
     @Test func coarseBinsStayWithinBudget() throws {
-        var generator = Generator(state: 11)
+        var generator = SeededGenerator(state: 11)
         for _ in 0..<100 {
             let candidates = randomCandidates(&generator, tensors: 6, unit: 997)
             let smallest = candidates.reduce(0) { $0 + $1.map(\.bytes).min()! }, largest = candidates.reduce(0) { $0 + $1.map(\.bytes).max()! }
