@@ -150,15 +150,10 @@ extension MoECompress {
             if !force && FileManager.default.fileExists(atPath: destination.path) {
                 throw ValidationError("\(output): already exists (use --force to replace it)")
             }
-            let data = try calibrationData(input)
+            let (data, fileStatistics) = try calibrationData(input)
             let working: Model
             if let pruneTo {
-                let statistics: RouterStatistics
-                if let stats {
-                    statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
-                } else {
-                    statistics = try calibration.measure(input, name: model, precision: computeOptions.compute, data: data)
-                }
+                let statistics = try fileStatistics ?? calibration.measure(input, name: model, precision: computeOptions.compute, data: data)
                 let stage = try PruneStage(method: pruneMethod, keep: pruneTo, statistics: statistics, model: input)
                 working = try stage.run(input)
                 print("pruned to \(pruneTo) experts per MoE layer (\(pruneMethod.rawValue)) before quantizing")
@@ -177,32 +172,21 @@ extension MoECompress {
                 _ = try read.types(for: tensors, file: plan)
                 quantPlan = read
             } else if let conversion {
-                quantPlan = QuantPlan(model: model, targetBitsPerWeight: bits,
-                                      tensors: tensors.map { QuantPlan.entry($0, type: TypeRules.legal(conversion, for: $0), error: nil) })
+                quantPlan = QuantPlanner.uniform(conversion, tensors: tensors, model: model, targetBitsPerWeight: bits)
             } else if let bits {
                 guard let importance else { throw ValidationError("--bits needs --data or --stats") }
-                let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates
                 let bar = ProgressBar(label: "measure")
-                let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance) { bar.update(done: $0, total: $1) }
-                let weights = tensors.reduce(0) { $0 + $1.elementCount }
-                let budget = Int((bits * Double(weights) / 8).rounded(.down))
-                let allocation: BitAllocation
                 do {
-                    allocation = try BitAllocation.solve(table.candidates.map { $0.map { ($0.bytes, $0.error) } }, budget: budget)
-                } catch let failure as BitAllocation.Failure {
-                    let smallest = table.candidates.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
-                    let largest = table.candidates.reduce(0) { $0 + ($1.map(\.bytes).max() ?? 0) }
-                    let range = String(format: "%.4f to %.4f", Double(smallest * 8) / Double(weights), Double(largest * 8) / Double(weights))
-                    throw ValidationError("--bits \(bits): \(failure); the candidates \(candidates.map(\.name).joined(separator: ",")) reach \(range) bits per weight on this model")
+                    quantPlan = try QuantPlanner.allocate(working, tensors: tensors, candidates: types.flatMap(candidateTypes) ?? Self.defaultCandidates,
+                                                          importance: importance, bits: bits, model: model) { bar.update(done: $0, total: $1) }
+                } catch let infeasible as QuantPlanner.Infeasible {
+                    throw ValidationError(infeasible.description)
                 }
-                quantPlan = QuantPlan(model: model, targetBitsPerWeight: bits, tensors: tensors.indices.map { index in
-                    let chosen = table.candidates[index][allocation.choice[index]]
-                    return QuantPlan.entry(tensors[index], type: chosen.type, error: chosen.error)
-                })
             } else {
-                let type = candidateTypes(types ?? "")![0]
-                quantPlan = QuantPlan(model: model, targetBitsPerWeight: nil,
-                                      tensors: tensors.map { QuantPlan.entry($0, type: TypeRules.legal(type, for: $0), error: nil) })
+                guard let type = types.flatMap(candidateTypes)?.first else {
+                    throw ValidationError("pass --types TYPE (one ggml type), --bits B or --plan FILE")
+                }
+                quantPlan = QuantPlanner.uniform(type, tensors: tensors, model: model)
             }
 
             if dryRun {
@@ -240,14 +224,15 @@ extension MoECompress {
             }
         }
 
-        /// The windows of --data, or of --stats drawn again (checked to be this model's).
-        private func calibrationData(_ input: Model) throws -> CalibrationData? {
+        /// The windows of --data, or of --stats drawn again (checked to be this model's), with the
+        /// statistics file itself when one was given.
+        private func calibrationData(_ input: Model) throws -> (CalibrationData?, RouterStatistics?) {
             if let stats {
                 let statistics = try StatisticsFile.read(URL(fileURLWithPath: stats))
                 try statistics.check(against: input, file: stats)
-                return try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer())
+                return (try CalibrationData(replaying: statistics.provenance, tokenizer: input.tokenizer()), statistics)
             }
-            return calibration.sources.isEmpty ? nil : try calibration.data(for: input)
+            return (calibration.sources.isEmpty ? nil : try calibration.data(for: input), nil)
         }
 
         /// The imatrix pass over the calibration windows.

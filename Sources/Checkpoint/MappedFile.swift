@@ -40,7 +40,8 @@ public final class MappedFile: @unchecked Sendable {
     /// The bytes at `range`; valid while this object lives.
     public func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
         // Invariant, not input: every range comes from a header validated against the file size
-        // (SafetensorsHeader) or a view checked against its stored tensor (Checkpoint.presenting).
+        // (SafetensorsHeader), a GGUF header whose every tensor extent GGUFFile.init checks against
+        // the file size, or a view checked against its stored tensor (Checkpoint.presenting).
         precondition(range.lowerBound >= 0 && range.upperBound <= size, "range \(range) outside \(path)")
         guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)

@@ -63,7 +63,7 @@ public func dequantizeRows(_ type: GGMLType, _ source: UnsafeRawPointer, rows: I
 }
 
 private func checkShape(_ type: GGMLType, rows: Int, rowLength: Int) throws {
-    precondition(rows >= 0 && rowLength >= 0, "negative shape \(rows) x \(rowLength)")
+    guard rows >= 0, rowLength >= 0 else { throw QuantizationError.negativeShape(rows: rows, rowLength: rowLength) }
     guard rowLength % type.blockSize == 0 else {
         throw QuantizationError.rowLengthNotMultipleOfBlock(type: type, rowLength: rowLength)
     }

@@ -46,14 +46,12 @@ public enum GGUFExport {
             guard let type = types[plan.name] else {
                 throw GGUFError(file: destination.path, "no type chosen for tensor '\(plan.name)'")
             }
-            guard plan.rowLength % type.blockSize == 0 else {
-                throw GGUFError(file: destination.path, "tensor '\(plan.name)': \(type.name) needs rows of a multiple of \(type.blockSize), rows have \(plan.rowLength)")
-            }
             declared.append(GGUFTensorInfo(name: plan.name, dimensions: plan.dimensions, type: type))
         }
+        let input = inputGGUF(model)
         var metadata = try GGUFModelMetadata.entries(model.description, config: model.config, family: family,
-                                                     name: modelName(model), fileType: fileType(declared))
-        metadata += try tokenizerEntries(model, vocabularySize: model.description.vocabularySize)
+                                                     name: modelName(model, input: input), fileType: fileType(declared))
+        metadata += try tokenizerEntries(model, input: input, vocabularySize: model.description.vocabularySize)
         let writer = try GGUFWriter(destination: destination, metadata: metadata, tensors: declared,
                                     inputs: [model.origin], overwrite: overwrite)
 
@@ -98,13 +96,14 @@ public enum GGUFExport {
     }
 
     /// general.name: the model directory's name.
-    static func modelName(_ model: Model) -> String {
-        if let input = inputGGUF(model), let name = input["general.name"]?.stringValue { return name }
+    static func modelName(_ model: Model, input: GGUFFile?) -> String {
+        if let input, let name = input["general.name"]?.stringValue { return name }
         return model.origin.standardizedFileURL.deletingPathExtension().lastPathComponent
     }
 
     /// The GGUF file a model (or the stage output computed from one) was read from.
     static func inputGGUF(_ model: Model) -> GGUFFile? {
+        if let source = model.source as? GGUFTensorSource { return source.file }
         guard GGUFModelReader.isGGUF(model.origin.path) else { return nil }
         return try? GGUFFile(path: model.origin.path)
     }
@@ -120,10 +119,10 @@ public enum GGUFExport {
         return ftypes[dominant] ?? 0
     }
 
-    static func tokenizerEntries(_ model: Model, vocabularySize: Int) throws -> [(key: String, value: GGUFValue)] {
+    static func tokenizerEntries(_ model: Model, input: GGUFFile?, vocabularySize: Int) throws -> [(key: String, value: GGUFValue)] {
         // A GGUF input keeps its tokenizer metadata as it is (chat template, BOS rules, special
         // ids): no stage changes the vocabulary.
-        if let input = inputGGUF(model) {
+        if let input {
             let entries = input.metadata.filter { $0.key.hasPrefix("tokenizer.") }
             if !entries.isEmpty { return entries }
         }

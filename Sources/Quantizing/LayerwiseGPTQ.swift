@@ -63,7 +63,7 @@ public final class LayerwiseGPTQ: TensorQuantizer {
             nextLayer += 1
         }
         if let layer {
-            try run(layer: layer, collecting: Set(model.source.tensorNames.filter { Self.layer(of: $0, in: description) == layer }))
+            try run(layer: layer, collecting: Set(model.source.tensorNames.filter { Self.layer(of: $0) == layer }))
             nextLayer = layer + 1
         } else {
             let collector = InputHessians(for: [description.outputHeadName(in: model.source)])
@@ -98,8 +98,8 @@ public final class LayerwiseGPTQ: TensorQuantizer {
         pending = nil
     }
 
-    /// The decoder layer a Hugging Face tensor name belongs to (its `{L}`), by the spec's templates.
-    static func layer(of name: String, in description: ModelDescription) -> Int? {
+    /// The decoder layer a Hugging Face tensor name belongs to (the index after `layers.`).
+    static func layer(of name: String) -> Int? {
         let parts = name.split(separator: ".")
         guard let index = parts.firstIndex(of: "layers"), index + 1 < parts.count else { return nil }
         return Int(parts[index + 1])

@@ -44,7 +44,8 @@ private func convertChunkToFloat32(_ source: UnsafeRawPointer, dtype: DType, cou
     case .i64: widen(source, Int64.self, count, destination)
     case .u64: widen(source, UInt64.self, count, destination)
     case .bool, .f8e4m3, .f8e5m2:
-        // Invariant: every reader checks DType.convertsToFloat and throws a CheckpointError first.
+        // Invariant: every reader checks DType.convertsToFloat and throws a CheckpointError first;
+        // the GGUF paths (GGUFTensorSource, quantizeRows/dequantizeRows) pass only f32, f16 and bf16.
         preconditionFailure("\(dtype.rawValue) has no Float32 conversion; check DType.convertsToFloat first")
     }
 }
@@ -59,7 +60,9 @@ public func convertFromFloat32(_ source: UnsafePointer<Float>, count: Int, to dt
     case .f16:
         ck_f32_to_f16(source, destination.assumingMemoryBound(to: UInt16.self), count)
     default:
-        // Invariant: the writer and produced tensors accept only f32, f16 and bf16 (and throw otherwise).
+        // Invariant: the writer and produced tensors accept only f32, f16 and bf16 (and throw
+        // otherwise); GGUFTensorSource describes every tensor as one of those three, and
+        // quantizeRows maps its float types to them.
         preconditionFailure("writing \(dtype.rawValue) from Float32 is not supported")
     }
 }

@@ -1,0 +1,48 @@
+import GGUF
+import Models
+import Quantization
+
+/// The two ways a plan is made without a file: one type for every weight matrix, or the exact
+/// knapsack over measured errors for a bits-per-weight budget over the whole file.
+public enum QuantPlanner {
+    /// Every weight matrix in `type` (after TypeRules' fallbacks; norms and routers F32).
+    public static func uniform(_ type: GGMLType, tensors: [GGUFTensorPlan], model: String, targetBitsPerWeight: Double? = nil) -> QuantPlan {
+        QuantPlan(model: model, targetBitsPerWeight: targetBitsPerWeight,
+                  tensors: tensors.map { QuantPlan.entry($0, type: TypeRules.legal(type, for: $0), error: nil) })
+    }
+
+    public struct Infeasible: Error, CustomStringConvertible {
+        public let bits: Double
+        public let failure: BitAllocation.Failure
+        public let candidates: [GGMLType]
+        /// The bits per weight the candidates can reach on this model.
+        public let reachable: ClosedRange<Double>
+
+        public var description: String {
+            String(format: "--bits %@: %@; the candidates %@ reach %.4f to %.4f bits per weight on this model",
+                   "\(bits)", "\(failure)", candidates.map(\.name).joined(separator: ","), reachable.lowerBound, reachable.upperBound)
+        }
+    }
+
+    /// Measures every tensor × candidate's error (ErrorTable) and solves for `bits` bits per
+    /// weight over all tensors, as llama.cpp counts them.
+    public static func allocate(_ working: Model, tensors: [GGUFTensorPlan], candidates: [GGMLType], importance: InputImportance,
+                                bits: Double, model: String, progress: ((Int, Int) -> Void)? = nil) throws -> QuantPlan {
+        let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance, progress: progress)
+        let options = table.candidates.map { $0.map { (bytes: $0.bytes, error: $0.error) } }
+        let weights = Double(tensors.reduce(0) { $0 + $1.elementCount })
+        let allocation: BitAllocation
+        do {
+            allocation = try BitAllocation.solve(options, budget: Int((bits * weights / 8).rounded(.down)))
+        } catch let failure as BitAllocation.Failure {
+            let smallest = options.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
+            let largest = options.reduce(0) { $0 + ($1.map(\.bytes).max() ?? 0) }
+            throw Infeasible(bits: bits, failure: failure, candidates: candidates,
+                             reachable: Double(smallest * 8) / weights...Double(largest * 8) / weights)
+        }
+        return QuantPlan(model: model, targetBitsPerWeight: bits, tensors: tensors.indices.map { index in
+            let chosen = table.candidates[index][allocation.choice[index]]
+            return QuantPlan.entry(tensors[index], type: chosen.type, error: chosen.error)
+        })
+    }
+}
