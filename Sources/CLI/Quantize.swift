@@ -161,6 +161,12 @@ extension MoECompress {
                 working = input
             }
             let (_, tensors) = try GGUFExport.layout(working)
+            let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates
+            if let bits, conversion == nil, plan == nil {
+                do { _ = try QuantPlanner.feasibleBudget(tensors: tensors, candidates: candidates, bits: bits) } catch let infeasible as QuantPlanner.Infeasible {
+                    throw ValidationError(infeasible.description)
+                }
+            }
             // The imatrix pass: rounding weights for rtn, and the measured errors --bits allocates by.
             let importance = try data.flatMap { data in
                 try (method == .rtn || (bits != nil && conversion == nil)) ? measureImportance(working, data: data) : nil
@@ -177,7 +183,7 @@ extension MoECompress {
                 guard let importance else { throw ValidationError("--bits needs --data or --stats") }
                 let bar = ProgressBar(label: "measure")
                 do {
-                    quantPlan = try QuantPlanner.allocate(working, tensors: tensors, candidates: types.flatMap(candidateTypes) ?? Self.defaultCandidates,
+                    quantPlan = try QuantPlanner.allocate(working, tensors: tensors, candidates: candidates,
                                                           importance: importance, bits: bits, model: model) { bar.update(done: $0, total: $1) }
                 } catch let infeasible as QuantPlanner.Infeasible {
                     throw ValidationError(infeasible.description)

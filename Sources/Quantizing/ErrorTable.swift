@@ -32,8 +32,7 @@ public struct ErrorTable: Sendable {
                                maxRows: Int = 512, progress: ((Int, Int) -> Void)? = nil) throws -> ErrorTable {
         var table: [[Candidate]] = []
         for (index, tensor) in tensors.enumerated() {
-            let legal = TypeRules.staysFloat(tensor) ? [GGMLType.f32]
-                : Array(Set(types.map { TypeRules.legal($0, for: tensor) })).sorted { $0.bitsPerWeight < $1.bitsPerWeight }
+            let legal = legalTypes(types, for: tensor)
             // An error added to the residual stream counts relative to the stream's RMS there.
             let scale = importance.residualScale(for: tensor).map { 1 / $0 } ?? 1
             let errors = legal.count == 1 ? [0] : try measureTensor(model, tensor, legal, importance: importance, maxRows: maxRows).map { $0 * scale }
@@ -41,6 +40,12 @@ public struct ErrorTable: Sendable {
             progress?(index + 1, tensors.count)
         }
         return ErrorTable(tensors: tensors, candidates: table)
+    }
+
+    /// The distinct types `types` become on `tensor` after TypeRules, smallest first.
+    public static func legalTypes(_ types: [GGMLType], for tensor: GGUFTensorPlan) -> [GGMLType] {
+        TypeRules.staysFloat(tensor) ? [.f32]
+            : Array(Set(types.map { TypeRules.legal($0, for: tensor) })).sorted { $0.bitsPerWeight < $1.bitsPerWeight }
     }
 
     public init(tensors: [GGUFTensorPlan], candidates: [[Candidate]]) {

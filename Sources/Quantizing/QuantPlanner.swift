@@ -28,21 +28,31 @@ public enum QuantPlanner {
     /// weight over all tensors, as llama.cpp counts them.
     public static func allocate(_ working: Model, tensors: [GGUFTensorPlan], candidates: [GGMLType], importance: InputImportance,
                                 bits: Double, model: String, progress: ((Int, Int) -> Void)? = nil) throws -> QuantPlan {
+        let budget = try feasibleBudget(tensors: tensors, candidates: candidates, bits: bits)
         let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance, progress: progress)
-        let options = table.candidates.map { $0.map { (bytes: $0.bytes, error: $0.error) } }
-        let weights = Double(tensors.reduce(0) { $0 + $1.elementCount })
-        let allocation: BitAllocation
-        do {
-            allocation = try BitAllocation.solve(options, budget: Int((bits * weights / 8).rounded(.down)))
-        } catch let failure as BitAllocation.Failure {
-            let smallest = options.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
-            let largest = options.reduce(0) { $0 + ($1.map(\.bytes).max() ?? 0) }
-            throw Infeasible(bits: bits, failure: failure, candidates: candidates,
-                             reachable: Double(smallest * 8) / weights...Double(largest * 8) / weights)
-        }
+        let allocation = try BitAllocation.solve(table.candidates.map { $0.map { (bytes: $0.bytes, error: $0.error) } }, budget: budget)
         return QuantPlan(model: model, targetBitsPerWeight: bits, tensors: tensors.indices.map { index in
             let chosen = table.candidates[index][allocation.choice[index]]
             return QuantPlan.entry(tensors[index], type: chosen.type, error: chosen.error)
         })
+    }
+
+    /// The byte budget of `bits` bits per weight, or Infeasible when no mix of the candidates
+    /// fits it: sizes alone decide, so this is checked before anything is measured.
+    public static func feasibleBudget(tensors: [GGUFTensorPlan], candidates: [GGMLType], bits: Double) throws -> Int {
+        let weights = Double(tensors.reduce(0) { $0 + $1.elementCount })
+        let budget = Int((bits * weights / 8).rounded(.down))
+        let sizes = tensors.map { tensor in
+            ErrorTable.legalTypes(candidates, for: tensor).map { $0.rowBytes(tensor.rowLength) * (tensor.elementCount / tensor.rowLength) }
+        }
+        let smallest = sizes.reduce(0) { $0 + ($1.min() ?? 0) }, largest = sizes.reduce(0) { $0 + ($1.max() ?? 0) }
+        let reachable = Double(smallest * 8) / weights...Double(largest * 8) / weights
+        if budget < smallest {
+            throw Infeasible(bits: bits, failure: .belowSmallest(smallest: smallest), candidates: candidates, reachable: reachable)
+        }
+        if budget > largest {
+            throw Infeasible(bits: bits, failure: .aboveLargest(largest: largest), candidates: candidates, reachable: reachable)
+        }
+        return budget
     }
 }
