@@ -7,6 +7,11 @@ import Quantization
 import Pruning
 import Quantizing
 
+/// How --bits measures each candidate's error.
+enum ErrorMeasureOption: String, ExpressibleByArgument, CaseIterable {
+    case kl, output
+}
+
 /// How each tensor is rounded to its type's grid.
 enum QuantizeMethod: String, ExpressibleByArgument, CaseIterable {
     case rtn, gptq
@@ -37,10 +42,16 @@ extension MoECompress {
               --types TYPE        every weight matrix in TYPE
               --bits B            B bits per weight over the whole file, as llama.cpp counts them: for \
             every tensor and candidate type (--types T1,T2,…; default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0) \
-            the squared output error its rounding causes on the calibration tokens is measured (an \
-            expert's counted as often as the router uses it), and the mix with the least total error \
-            within the size is solved exactly (multiple-choice knapsack by dynamic programming, as \
-            exllamav2's optimiser and MC-MoE's PMQ, Huang et al. 2024, arXiv 2410.06270, pose it)
+            the error its rounding causes is measured, and the mix with the least total error within \
+            the size is solved exactly (multiple-choice knapsack by dynamic programming, as \
+            exllamav2's optimiser and MC-MoE's PMQ, Huang et al. 2024, arXiv 2410.06270, pose it). \
+            --measure kl (default): the tensor alone is quantized and --measure-tokens calibration \
+            tokens are run through the model from its layer on; the error is the mean KL divergence \
+            of the next-token distributions from the original's (what llama-perplexity \
+            --kl-divergence scores), so the routers' use of each expert is in it. --measure output: \
+            the tensor's own output error under the imatrix (diagonal XᵀX, an expert's over its \
+            routed tokens), divided by the residual stream's mean square; no forward pass per \
+            candidate, for models too large to run L/2 layers per tensor and type
               --dry-run           write that plan (tensor → type, bytes, predicted error) as JSON to -o
               --plan FILE         apply a plan written by --dry-run (checked against the model)
 
@@ -79,6 +90,12 @@ extension MoECompress {
 
         @Option(help: ArgumentHelp("rtn: round to each block's grid with imatrix weights; gptq: GPTQ with each layer's input Hessians (needs --data or --stats).", valueName: "method"))
         var method: QuantizeMethod = .rtn
+
+        @Option(help: ArgumentHelp("With --bits: kl measures each candidate by the KL divergence of the next-token distributions on a calibration sample; output by the imatrix-weighted error of the tensor's own output (no forward pass per candidate, for the largest models).", valueName: "measure"))
+        var measure: ErrorMeasureOption = .kl
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("With --measure kl: calibration tokens in the sample (evenly spaced windows).", valueName: "N"))
+        var measureTokens = 2048
 
         @Option(help: ArgumentHelp("Read each tensor's type from this plan (written by --dry-run).", valueName: "file"))
         var plan: String?
@@ -134,6 +151,7 @@ extension MoECompress {
                     throw ValidationError("--prune-to ranks experts by router statistics: pass --stats FILE or --data FILE[:N]")
                 }
             }
+            if measureTokens <= 0 { throw ValidationError("--measure-tokens \(measureTokens): must be positive") }
             if dryRun && plan != nil { throw ValidationError("--dry-run writes a plan; --plan reads one") }
         }
 
@@ -180,11 +198,15 @@ extension MoECompress {
             } else if let conversion {
                 quantPlan = QuantPlanner.uniform(conversion, tensors: tensors, model: model, targetBitsPerWeight: bits)
             } else if let bits {
-                guard let importance else { throw ValidationError("--bits needs --data or --stats") }
+                guard let importance, let data else { throw ValidationError("--bits needs --data or --stats") }
                 let bar = ProgressBar(label: "measure")
+                let errorMeasure: ErrorTable.Measure = switch measure {
+                case .output: .outputError
+                case .kl: .klDivergence(sample: LogitDivergence.sample(data.windows, tokens: measureTokens), precision: computeOptions.compute)
+                }
                 do {
-                    quantPlan = try QuantPlanner.allocate(working, tensors: tensors, candidates: candidates,
-                                                          importance: importance, bits: bits, model: model) { bar.update(done: $0, total: $1) }
+                    quantPlan = try QuantPlanner.allocate(working, tensors: tensors, candidates: candidates, importance: importance,
+                                                          measure: errorMeasure, bits: bits, model: model) { bar.update(done: $0, total: $1) }
                 } catch let infeasible as QuantPlanner.Infeasible {
                     throw ValidationError(infeasible.description)
                 }

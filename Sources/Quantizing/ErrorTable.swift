@@ -1,5 +1,6 @@
 import Foundation
 import GGUF
+import Inference
 import Models
 import Quantization
 import Tensors
@@ -28,16 +29,39 @@ public struct ErrorTable: Sendable {
     /// Per tensor, the legal candidates (after fallbacks, without duplicates), smallest first.
     public let candidates: [[Candidate]]
 
+    /// How a candidate's error is measured.
+    public enum Measure: Sendable {
+        /// The imatrix-weighted squared output error of the tensor alone (below): one pass over
+        /// the weights, no forward pass; for models too large to run once per candidate.
+        case outputError
+        /// The KL divergence of the next-token distributions on these calibration windows
+        /// (LogitDivergence): about L/2 layer passes per tensor and candidate.
+        case klDivergence(sample: [[Int]], precision: ComputePrecision)
+    }
+
     public static func measure(_ model: Model, tensors: [GGUFTensorPlan], types: [GGMLType], importance: InputImportance,
-                               maxRows: Int = 512, progress: ((Int, Int) -> Void)? = nil) throws -> ErrorTable {
-        var table: [[Candidate]] = []
-        for (index, tensor) in tensors.enumerated() {
-            let legal = legalTypes(types, for: tensor)
-            // An error added to the residual stream counts relative to the stream's RMS there.
-            let scale = importance.residualScale(for: tensor).map { 1 / $0 } ?? 1
-            let errors = legal.count == 1 ? [0] : try measureTensor(model, tensor, legal, importance: importance, maxRows: maxRows).map { $0 * scale }
-            table.append(zip(legal, errors).map { Candidate(type: $0, bytes: $0.rowBytes(tensor.rowLength) * tensor.elementCount / tensor.rowLength, error: $1) })
-            progress?(index + 1, tensors.count)
+                               by measure: Measure = .outputError, maxRows: Int = 512,
+                               progress: ((Int, Int) -> Void)? = nil) throws -> ErrorTable {
+        let legal = tensors.map { legalTypes(types, for: $0) }
+        let errors: [[Double]]
+        switch measure {
+        case .outputError:
+            errors = try tensors.indices.map { index in
+                let tensor = tensors[index]
+                // An error added to the residual stream counts relative to the stream's RMS there.
+                let scale = importance.residualScale(for: tensor).map { 1 / $0 } ?? 1
+                defer { progress?(index + 1, tensors.count) }
+                return legal[index].count == 1 ? [0]
+                    : try measureTensor(model, tensor, legal[index], importance: importance, maxRows: maxRows).map { $0 * scale }
+            }
+        case .klDivergence(let sample, let precision):
+            errors = try LogitDivergence.measure(model, tensors: tensors, types: legal, importance: importance, sample: sample,
+                                                 precision: precision, progress: progress)
+        }
+        let table = tensors.indices.map { index in
+            zip(legal[index], errors[index]).map { type, error in
+                Candidate(type: type, bytes: type.rowBytes(tensors[index].rowLength) * tensors[index].elementCount / tensors[index].rowLength, error: error)
+            }
         }
         return ErrorTable(tensors: tensors, candidates: table)
     }

@@ -27,9 +27,9 @@ public enum QuantPlanner {
     /// Measures every tensor × candidate's error (ErrorTable) and solves for `bits` bits per
     /// weight over all tensors, as llama.cpp counts them.
     public static func allocate(_ working: Model, tensors: [GGUFTensorPlan], candidates: [GGMLType], importance: InputImportance,
-                                bits: Double, model: String, progress: ((Int, Int) -> Void)? = nil) throws -> QuantPlan {
+                                measure: ErrorTable.Measure = .outputError, bits: Double, model: String, progress: ((Int, Int) -> Void)? = nil) throws -> QuantPlan {
         let budget = try feasibleBudget(tensors: tensors, candidates: candidates, bits: bits)
-        let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance, progress: progress)
+        let table = try ErrorTable.measure(working, tensors: tensors, types: candidates, importance: importance, by: measure, progress: progress)
         let allocation = try BitAllocation.solve(table.candidates.map { $0.map { (bytes: $0.bytes, error: $0.error) } }, budget: budget)
         return QuantPlan(model: model, targetBitsPerWeight: bits, tensors: tensors.indices.map { index in
             let chosen = table.candidates[index][allocation.choice[index]]
