@@ -19,8 +19,8 @@ the baseline, and the input every llama-quantize run gets, so all files carry th
 metadata); an F16 conversion; llama-quantize mixes (MIXES) without and with
 `--imatrix` from `llama-imatrix` on the calibration text; `moe-compress quantize --types T
 --data calibration` (UNIFORM), beside `llama-quantize --pure T` (+ imatrix) at the same bytes;
-`--bits B` (BITS); `--bits` equal to each mix's bits/weight; and, for EMBEDDING_DIAGNOSTIC, that
-plan re-solved with token_embd in the mix's type at the mix's size (`--dry-run`, edit, `--plan`).
+`--bits B` (BITS); `--bits` equal to each mix's bits/weight, with the default error measure
+(`--measure kl`) and with `--measure output`.
 
 Measures per file: bits/weight as llama.cpp counts them (tensor data bytes × 8 / all weights, as
 llama_model_loader prints BPW), the file's bytes, llama-perplexity's perplexity (-c CTX, the first
@@ -60,8 +60,6 @@ BITS = [4.5, 3.5, 2.75, 2.25]
 # The importance pass of both tools sees the whole calibration text in windows of CTX.
 IMATRIX_ARGS = ["-c", str(CTX), "--no-ppl", "--output-format", "gguf"]
 MOE_DATA_ARGS = ["--data", CALIBRATION_TEXT, "--seq-len", str(CTX)]
-# Mixes whose --bits plan is also written with token_embd in the mix's type (see the page's notes).
-EMBEDDING_DIAGNOSTIC = ["Q5_K_M", "Q4_K_M"]
 
 # ggml type id → (name, weights per block, bytes per block) for the types either tool writes.
 GGML_TYPES = {
@@ -283,7 +281,7 @@ def main():
     run(["swift", "build", "-c", "release", "--product", "moe-compress"])
     binary = Path(run(["swift", "build", "-c", "release", "--show-bin-path"])[0].strip()) / "moe-compress"
     model_files = sorted(p for p in (REPO / MODEL).iterdir() if p.is_file())
-    settings = json.dumps([CTX, args.chunks, args.check_windows, MIXES, EMBEDDING_DIAGNOSTIC, UNIFORM, BITS, IMATRIX_ARGS, MOE_DATA_ARGS, llama_commit()])
+    settings = json.dumps([CTX, args.chunks, args.check_windows, MIXES, UNIFORM, BITS, IMATRIX_ARGS, MOE_DATA_ARGS, llama_commit()])
     key = hashlib.sha256((sha256_of(model_files) + sha256_of([binary]) + settings).encode()).hexdigest()[:12]
     work = Path(args.work) / key
     if args.fresh and work.exists():
@@ -374,6 +372,9 @@ def main():
 
     for type_name in UNIFORM:
         moe_quantize(f"moe-{type_name}", ["--types", type_name], f"moe-compress {type_name}", "moe-uniform")
+    for type_name in UNIFORM:
+        moe_quantize(f"moe-gptq-{type_name}", ["--types", type_name, "--method", "gptq"], f"moe-compress {type_name} --method gptq",
+                     "moe-gptq")
     for bits in BITS:
         moe_quantize(f"moe-bits-{bits}", ["--bits", str(bits)], f"moe-compress --bits {bits}", "moe-bits")
     for mix in MIXES:
@@ -381,42 +382,11 @@ def main():
         moe_quantize(f"moe-bits-{mix}", ["--bits", f"{target:.4f}"], f"moe-compress --bits {target:.4f} (= {mix})",
                      "moe-matched", mix=mix)
 
-    # Diagnostic: the --bits plan with token_embd in the mix's type, at the mix's size (the knapsack
-    # solved for the budget left once token_embd has that type, then token_embd set by --plan).
-    for mix in EMBEDDING_DIAGNOSTIC:
-        name = f"moe-bits-{mix}-embd"
-        path, failure = work / f"{name}.gguf", work / f"{name}.failed"
-        theirs = {n: (t, w, b) for n, t, w, b in read_gguf_tensors(work / f"llama-{mix}.gguf")}
-        matched = work / f"moe-bits-{mix}.gguf"
-        if "token_embd.weight" not in theirs or not matched.exists():
-            continue
-        ours = {n: (t, w, b) for n, t, w, b in read_gguf_tensors(matched)}
-        wanted, _, wanted_bytes = theirs["token_embd.weight"]
-        if ours["token_embd.weight"][0] == wanted:
-            continue  # the knapsack already agrees with llama-quantize there
-        size = size_of(work / f"llama-{mix}.gguf")
-        budget = size["bpw"] - (wanted_bytes - ours["token_embd.weight"][2]) * 8 / size["weights"]
-        say(f"moe-compress quantize --bits {budget:.4f} --dry-run, then token_embd → {wanted} (--plan)")
-        if not path.exists() and not failure.exists():
-            plan = work / f"{name}.plan.json"
-            try:
-                run([binary, "quantize", MODEL, "-o", plan, "--bits", f"{budget:.4f}", "--dry-run", "--force"] + MOE_DATA_ARGS,
-                    log=work / f"{name}.plan.log")
-                document = json.loads(plan.read_text())
-                for tensor in document["tensors"]:
-                    if tensor["tensor"] == "token_embd.weight":
-                        tensor["type"] = wanted
-                edited = work / f"{name}.plan-edited.json"
-                edited.write_text(json.dumps(document, indent=1))
-                make(path, lambda out: run([binary, "quantize", MODEL, "-o", out, "--plan", edited] + MOE_DATA_ARGS,
-                                           log=work / f"{name}.log"))
-            except RuntimeError as error:
-                failure.write_text(str(error).strip().splitlines()[-1])
-        row = {"label": f"moe-compress --bits {budget:.4f}, token_embd → {wanted} (= {mix})", "group": "moe-embd",
-               "mix": mix, "path": path, "embd": wanted}
-        if failure.exists():
-            row["failed"] = failure.read_text().strip()
-        rows.append(row)
+    # The same budgets with the cheaper error measure, for comparison.
+    for mix in MIXES:
+        target = size_of(work / f"llama-{mix}.gguf")["bpw"]
+        moe_quantize(f"moe-bits-{mix}-output", ["--bits", f"{target:.4f}", "--measure", "output"],
+                     f"moe-compress --bits {target:.4f} --measure output (= {mix})", "moe-output", mix=mix)
 
     # 5. Measurements.
     base_logits = work / "f32.kld"
@@ -513,14 +483,17 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
         f"- **moe-compress T**: `moe-compress quantize {MODEL} -o OUT --types T {' '.join(MOE_DATA_ARGS)}`: every weight "
         "matrix in T (norms and routers F32; rows a type's blocks do not tile fall back as in llama-quantize), "
         "rounded with the importance weights of moe-compress's own imatrix pass over the same calibration text "
-        f"(every window of {CTX}; routed experts: the mean squares of the inputs routed to each expert).",
+        f"(every window of {CTX}; routed experts: the mean squares of the inputs routed to each expert). "
+        "**T --method gptq**: the same type by GPTQ on the same grids (each layer's input Hessians from the "
+        "calibration windows, an expert's from its routed tokens; sequential, lazy batches, relative dampening 0.01).",
         f"- **moe-compress --bits B**: `moe-compress quantize {MODEL} -o OUT --bits B {' '.join(MOE_DATA_ARGS)}`: "
         "per tensor the type from Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 that an exact knapsack picks to minimise "
-        "the summed imatrix-weighted output error within B bits/weight for the whole file; "
+        "the summed error within B bits/weight for the whole file, each candidate's error being the mean KL "
+        "divergence of the next-token distributions when that tensor alone is quantized (`--measure kl`, the "
+        "default: 2048 calibration tokens run from the tensor's layer on); "
         "**(= MIX)** rows take B from that llama-quantize mix's file, for a comparison at equal size. "
-        f"**token_embd → T (= MIX)** (for {', '.join(EMBEDDING_DIAGNOSTIC)}): a diagnostic, the knapsack solved with "
-        "`--dry-run` for the budget that leaves token_embd room for the mix's type T, the plan edited to give "
-        "token_embd T, and written with `--plan`, so the file again has the mix's size.",
+        "**--measure output (= MIX)**: the same budget with the cheaper measure, the tensor's own imatrix-weighted "
+        "output error divided by the residual stream's mean square (no forward pass per candidate).",
         "",
         "Columns: bits/weight as llama.cpp counts them (tensor data bytes × 8 / all weights, norms included; what "
         "llama_model_loader prints as BPW); the file's bytes (header and tokenizer included); the weight types by "
@@ -563,30 +536,32 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
 
     lines += ["", "One type for every weight matrix, the same bytes in both tools (llama.cpp's perplexity / KL divergence "
               "from F32; the types each row really has are in the table above):", "",
-              "| type | bits/weight | llama-quantize --pure | llama-quantize --pure + imatrix | moe-compress --types (weighted) |",
-              "|---|---|---|---|---|"]
+              "| type | bits/weight | llama-quantize --pure | llama-quantize --pure + imatrix | moe-compress --types (weighted) "
+              "| moe-compress --types --method gptq |",
+              "|---|---|---|---|---|---|"]
     for type_name in UNIFORM:
         plain = results.get(f"llama-pure-{type_name}.gguf")
         weighted = results.get(f"llama-pure-{type_name}-imatrix.gguf")
         ours = results.get(f"moe-{type_name}.gguf")
-        bpw = " / ".join(sorted({f"{r['size']['bpw']:.4f}" for r in (plain, ours) if r}))
-        lines.append(f"| {type_name} | {bpw} | {quality(plain)} | {quality(weighted)} | {quality(ours)} |")
+        gptq = results.get(f"moe-gptq-{type_name}.gguf")
+        bpw = " / ".join(sorted({f"{r['size']['bpw']:.4f}" for r in (plain, ours, gptq) if r}))
+        lines.append(f"| {type_name} | {bpw} | {quality(plain)} | {quality(weighted)} | {quality(ours)} | {quality(gptq)} |")
 
     lines += ["", "At equal size: each llama-quantize mix beside `moe-compress --bits` set to its bits/weight "
               "(perplexity / KL divergence as above; size ratio = moe-compress's tensor bytes / llama-quantize's):", "",
               "| mix | bits/weight | llama-quantize | llama-quantize + imatrix | moe-compress --bits | size ratio | "
-              "moe-compress --bits, token_embd in the mix's type | size ratio |",
+              "moe-compress --bits --measure output | size ratio |",
               "|---|---|---|---|---|---|---|---|"]
     for mix in MIXES:
         plain = results.get(f"llama-{mix}.gguf")
         weighted = results.get(f"llama-{mix}-imatrix.gguf")
         ours = results.get(f"moe-bits-{mix}.gguf")
-        embd = results.get(f"moe-bits-{mix}-embd.gguf")
+        output = results.get(f"moe-bits-{mix}-output.gguf")
 
         def ratio(r):
             return f"{r['size']['data_bytes'] / plain['size']['data_bytes']:.4f}" if r and plain else "—"
         lines.append(f"| {mix} | {plain['size']['bpw']:.4f} | {quality(plain)} | {quality(weighted)} | {quality(ours)} | "
-                     f"{ratio(ours)} | {quality(embd)} | {ratio(embd)} |")
+                     f"{ratio(ours)} | {quality(output)} | {ratio(output)} |")
 
     notes = REPO / "docs" / "quantization-notes.md"
     if notes.exists():
