@@ -382,6 +382,12 @@ def main():
         moe_quantize(f"moe-bits-{mix}", ["--bits", f"{target:.4f}"], f"moe-compress --bits {target:.4f} (= {mix})",
                      "moe-matched", mix=mix)
 
+    # The same budgets written by GPTQ (the plan is measured with weighted rounding).
+    for mix in MIXES:
+        target = size_of(work / f"llama-{mix}.gguf")["bpw"]
+        moe_quantize(f"moe-bits-{mix}-gptq", ["--bits", f"{target:.4f}", "--method", "gptq"],
+                     f"moe-compress --bits {target:.4f} --method gptq (= {mix})", "moe-matched-gptq", mix=mix)
+
     # The same budgets with the cheaper error measure, for comparison.
     for mix in MIXES:
         target = size_of(work / f"llama-{mix}.gguf")["bpw"]
@@ -492,6 +498,7 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
         "divergence of the next-token distributions when that tensor alone is quantized (`--measure kl`, the "
         "default: 2048 calibration tokens run from the tensor's layer on); "
         "**(= MIX)** rows take B from that llama-quantize mix's file, for a comparison at equal size. "
+        "**--method gptq (= MIX)**: that plan written by GPTQ instead of weighted rounding. "
         "**--measure output (= MIX)**: the same budget with the cheaper measure, the tensor's own imatrix-weighted "
         "output error divided by the residual stream's mean square (no forward pass per candidate).",
         "",
@@ -550,18 +557,19 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
     lines += ["", "At equal size: each llama-quantize mix beside `moe-compress --bits` set to its bits/weight "
               "(perplexity / KL divergence as above; size ratio = moe-compress's tensor bytes / llama-quantize's):", "",
               "| mix | bits/weight | llama-quantize | llama-quantize + imatrix | moe-compress --bits | size ratio | "
-              "moe-compress --bits --measure output | size ratio |",
-              "|---|---|---|---|---|---|---|---|"]
+              "moe-compress --bits --method gptq | moe-compress --bits --measure output | size ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for mix in MIXES:
         plain = results.get(f"llama-{mix}.gguf")
         weighted = results.get(f"llama-{mix}-imatrix.gguf")
         ours = results.get(f"moe-bits-{mix}.gguf")
         output = results.get(f"moe-bits-{mix}-output.gguf")
+        gptq = results.get(f"moe-bits-{mix}-gptq.gguf")
 
         def ratio(r):
             return f"{r['size']['data_bytes'] / plain['size']['data_bytes']:.4f}" if r and plain else "—"
         lines.append(f"| {mix} | {plain['size']['bpw']:.4f} | {quality(plain)} | {quality(weighted)} | {quality(ours)} | "
-                     f"{ratio(ours)} | {quality(output)} | {ratio(output)} |")
+                     f"{ratio(ours)} | {quality(gptq)} | {quality(output)} | {ratio(output)} |")
 
     notes = REPO / "docs" / "quantization-notes.md"
     if notes.exists():
