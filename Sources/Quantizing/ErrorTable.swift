@@ -5,7 +5,8 @@ import Models
 import Quantization
 import Tensors
 
-/// What each candidate type would cost each GGUF tensor, measured: every source tensor (each
+/// What each candidate type would cost each GGUF tensor, measured one of two ways (`Measure`):
+/// end to end by LogitDivergence, or as below. Every source tensor (each
 /// expert of a stacked tensor) is quantized as it would be written (with its importance weights),
 /// decoded, and its error weighted by the calibration inputs it meets:
 ///   Σ_j S_j Σ_i (W_ij − Ŵ_ij)²,  S_j = Σ over the tokens that reach it of x_j²,

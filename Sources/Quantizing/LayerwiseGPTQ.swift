@@ -75,11 +75,7 @@ public final class LayerwiseGPTQ: TensorQuantizer {
     private func run(layer: Int, collecting tensors: Set<String>?) throws {
         let collector = tensors.map { InputHessians(for: $0) }
         if sequential && tensors != nil {
-            pending = (layer, states.map { state in
-                let copy = FloatBuffer(uninitializedCount: state.count)
-                copy.pointer.update(from: state.pointer, count: state.count)
-                return copy
-            })
+            pending = (layer, states.map { $0.copy() })
         }
         for (batch, state) in zip(batches, states) { try forward.applyLayer(layer, to: state, batch: batch, observer: collector) }
         hessians = collector

@@ -56,7 +56,7 @@ public enum LogitDivergence {
                     for (batchIndex, batch) in batches.enumerated() {
                         let states: FloatBuffer
                         if let layer {
-                            states = copy(streams[batchIndex])
+                            states = streams[batchIndex].copy()
                             for next in layer..<description.layerCount { try perturbed.applyLayer(next, to: states, batch: batch) }
                             try perturbed.finish(states, batch: batch)
                         } else if tensor.role == .output {
@@ -95,7 +95,8 @@ public enum LogitDivergence {
         return (0..<count).map { windows[$0 * windows.count / count] }
     }
 
-    /// Puts every source tensor of `tensor` into the overlay as `type`'s blocks decode it.
+    /// Puts every source tensor of `tensor` into the overlay as `type`'s blocks decode it,
+    /// rounded as `--method rtn` writes it (WeightedRounding).
     /// Rows are quantized in Hugging Face order: each row is rounded on its own, so llama's q/k
     /// row permutation does not change the values.
     static func replace(_ tensor: GGUFTensorPlan, type: GGMLType, importance: InputImportance, in overlay: QuantizedOverlay,
@@ -103,24 +104,16 @@ public enum LogitDivergence {
         let rows = tensor.rowsPerSource, width = tensor.rowLength
         let values = FloatBuffer(uninitializedCount: rows * width)
         var blocks = [UInt8](repeating: 0, count: type.rowBytes(width) * rows)
+        let rounding = WeightedRounding(importance: importance)
         for slice in tensor.sources.indices {
             try source.readFloat32(tensor.sources[slice], into: values.pointer)
             source.release([tensor.sources[slice]])
-            let weights = type.isQuantized ? importance.weights(for: tensor, slice: slice) : nil
-            try weights.withOptionalPointer { weights in
-                try blocks.withUnsafeMutableBytes {
-                    try quantizeRows(type, values.pointer, rows: rows, rowLength: width, importance: weights, into: $0.baseAddress!)
-                }
+            _ = try blocks.withUnsafeMutableBytes {
+                try rounding.quantize(tensor, slice: slice, type: type, values: values.pointer, into: $0.baseAddress!)
             }
             overlay.replace(tensor.sources[slice], with: QuantizedOverlay.Replacement(
                 type: type, blocks: blocks, rows: rows, rowLength: width, permutedHeads: nil))
         }
-    }
-
-    static func copy(_ buffer: FloatBuffer) -> FloatBuffer {
-        let result = FloatBuffer(uninitializedCount: buffer.count)
-        result.pointer.update(from: buffer.pointer, count: buffer.count)
-        return result
     }
 
     /// Log-softmax of each row's logits (`rows × vocabulary`).

@@ -19,6 +19,13 @@ public final class FloatBuffer: @unchecked Sendable {
 
     deinit { pointer.deallocate() }
 
+    /// A new buffer holding the same values (a residual stream kept before a layer changes it).
+    public func copy() -> FloatBuffer {
+        let result = FloatBuffer(uninitializedCount: count)
+        result.pointer.update(from: pointer, count: count)
+        return result
+    }
+
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 
     public subscript(index: Int) -> Float {
