@@ -9,7 +9,7 @@ Run from the repository root, after Fixtures/scripts/setup_llama_cpp.sh has buil
 Writes Fixtures/records/block-quants.json:
   ggml_commit, gguf_version: where the numbers come from.
   types: [{name, id}] for every type recorded: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K
-    Q4_K Q5_K Q6_K (ggml_type ids as in ggml.h).
+    Q4_K Q5_K Q6_K IQ2_XXS IQ2_XS (ggml_type ids as in ggml.h).
   cases: [{name, rows, row_length, x, importance, results}], where
     x: the rows (row-major float32), importance: row_length float32 imatrix weights (random
       positive, with zero columns: every 7th, and one whole run of 16); both as hex strings of
@@ -19,7 +19,8 @@ Writes Fixtures/records/block-quants.json:
         `plain`, the case's importance for `imatrix`);
       dequantized: gguf.quants.dequantize of those bytes, float32 as little-endian hex;
       weighted_error: sum_j w_j (x_j - dequantized_j)^2 in float64 over all rows, with w the
-        importance for `imatrix` and 1 for `plain`.
+        importance for `imatrix` and 1 for `plain`. IQ2_XXS and IQ2_XS have `imatrix` only: ggml
+        refuses to quantize them without one.
   Cases: all zeros, a constant row, one huge outlier among small normals, tiny (1e-30) normals,
   negative-only, two rows of normals (512), Student-t with 3 degrees of freedom, normals plus an
   offset (all positive), sub-blocks of very different magnitudes, half-integers (rounding ties),
@@ -48,7 +49,10 @@ OUT = ROOT / "Fixtures" / "records" / "block-quants.json"
 GGML_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # vendored by llama-cpp-python 0.3.36
 
 TYPES = [("F32", 0), ("F16", 1), ("BF16", 30), ("Q4_0", 2), ("Q4_1", 3), ("Q5_0", 6), ("Q5_1", 7),
-         ("Q8_0", 8), ("Q2_K", 10), ("Q3_K", 11), ("Q4_K", 12), ("Q5_K", 13), ("Q6_K", 14)]
+         ("Q8_0", 8), ("Q2_K", 10), ("Q3_K", 11), ("Q4_K", 12), ("Q5_K", 13), ("Q6_K", 14),
+         ("IQ2_XXS", 16), ("IQ2_XS", 17)]
+# ggml quantizes these only with an imatrix (ggml_quantize_requires_imatrix): no `plain` result.
+IMATRIX_ONLY = {"IQ2_XXS", "IQ2_XS"}
 
 
 def hex_floats(a: np.ndarray) -> str:
@@ -98,6 +102,8 @@ def record_type(type_name: str, type_id: int, x: np.ndarray, importance: np.ndar
     qtype = gguf.GGMLQuantizationType[type_name]
     out = {}
     for label, imatrix in (("plain", None), ("imatrix", importance)):
+        if imatrix is None and type_name in IMATRIX_ONLY:
+            continue
         data = llama_cpp_tools.quantize_rows(type_id, x, imatrix)
         blocks = np.frombuffer(data, dtype=np.uint8).reshape(x.shape[0], -1)
         y = np.asarray(gguf.quants.dequantize(blocks, qtype), dtype=np.float32).reshape(x.shape)

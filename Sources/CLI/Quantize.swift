@@ -29,11 +29,16 @@ extension MoECompress {
             streaming replacement for convert_hf_to_gguf.py plus llama-quantize: one expert's matrix \
             is in memory at a time. Norms, biases and routers stay F32; a row length a type's blocks \
             do not tile falls back as llama-quantize does (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, \
-            Q5_K → Q5_1, Q6_K → Q8_0, then F16).
+            Q5_K → Q5_1, Q6_K → Q8_0, IQ2_XXS/IQ2_XS → Q4_0, then F16).
 
             Types: F32, F16, BF16 (plain conversions; also --bits 16 / --bits 32), Q8_0, Q6_K, Q5_K, \
             Q4_K, Q3_K, Q2_K (k-quants, 256-weight super-blocks: llama.cpp PR #1684), Q5_1, Q5_0, \
-            Q4_1, Q4_0; the blocks are byte-identical to ggml's own quantizer.
+            Q4_1, Q4_0; the blocks are byte-identical to ggml's own quantizer. IQ2_XS and IQ2_XXS \
+            (2.31 and 2.06 bits per weight: groups of eight weights as points of an E8 lattice \
+            codebook, QuIP#, Tseng et al. 2024, arXiv 2402.04396, as llama.cpp PR #4773 stores \
+            them): ggml's byte layout, with this tool's own search for points and scales, which \
+            minimises the imatrix-weighted error ggml's does not (its weighted error is lower than \
+            ggml's on the recorded rows).
 
             Calibration (--data FILE[:N], or --stats FILE whose windows are drawn again): one forward \
             pass measures every weight matrix's input second moments, llama.cpp's importance matrix \
@@ -41,7 +46,7 @@ extension MoECompress {
 
               --types TYPE        every weight matrix in TYPE
               --bits B            B bits per weight over the whole file, as llama.cpp counts them: for \
-            every tensor and candidate type (--types T1,T2,…; default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0) \
+            every tensor and candidate type (--types T1,T2,…; default IQ2_XXS,IQ2_XS,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0) \
             the error its rounding causes is measured, and the mix with the least total error within \
             the size is solved exactly (multiple-choice knapsack by dynamic programming, as \
             exllamav2's optimiser and MC-MoE's PMQ, Huang et al. 2024, arXiv 2410.06270, pose it). \
@@ -82,7 +87,7 @@ extension MoECompress {
         @Option(name: .shortAndLong, help: ArgumentHelp("Output GGUF file.", valueName: "file"))
         var output: String
 
-        @Option(help: ArgumentHelp("Without --bits: the ggml type of every weight matrix. With --bits: the candidate types (comma-separated; default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0).", valueName: "types"))
+        @Option(help: ArgumentHelp("Without --bits: the ggml type of every weight matrix. With --bits: the candidate types (comma-separated; default IQ2_XXS,IQ2_XS,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0).", valueName: "types"))
         var types: String?
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Average bits per weight of the whole file, as llama.cpp counts them (e.g. 4.5, 3.5, 2.75).", valueName: "B"))
@@ -121,7 +126,7 @@ extension MoECompress {
 
         @OptionGroup var computeOptions: ComputeOptions
 
-        static let defaultCandidates: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
+        static let defaultCandidates: [GGMLType] = [.iq2_xxs, .iq2_xs, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
 
         /// `--bits 16` and `--bits 32` without --types are plain conversions (every matrix F16 or F32).
         var conversion: GGMLType? {
@@ -131,7 +136,7 @@ extension MoECompress {
 
         func validate() throws {
             if stats != nil && !calibration.sources.isEmpty { throw ValidationError("pass at most one of --stats FILE and --data FILE[:N]") }
-            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, Q5_1, Q5_0, Q4_1, Q4_0)") }
+            if let types, candidateTypes(types) == nil { throw ValidationError("--types \(types): unknown ggml type (F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, IQ2_XS, IQ2_XXS, Q5_1, Q5_0, Q4_1, Q4_0)") }
             if bits != nil && plan != nil { throw ValidationError("pass at most one of --bits and --plan") }
             if let bits, !(bits.isFinite && bits > 0) { throw ValidationError("--bits \(bits): must be a positive number of bits per weight") }
             if bits == nil && plan == nil {

@@ -8,6 +8,16 @@ protocol BlockFormat: Sendable {
     static func decode(_ blocks: UnsafeRawPointer, count: Int, into y: UnsafeMutablePointer<Float>)
 }
 
+/// A format whose weights come eight at a time from a codebook (the IQ2 lattices) rather than
+/// one integer level each: GPTQ rounds such a block group by group, at the scales its encoding
+/// chose.
+protocol LatticeBlockFormat: BlockFormat {
+    /// Replaces group `group` (weights 8·group…8·group+7 of the 256) of an encoded block with the
+    /// point nearest `x` under `weights` at the block's scale for it; writes the decoded group.
+    static func roundGroup(_ block: UnsafeMutableRawPointer, group: Int, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                           decoded: UnsafeMutablePointer<Float>)
+}
+
 extension GGMLType {
     /// The quantized formats' codecs; the float types go through the Tensors conversions.
     var blockFormat: (any BlockFormat.Type)? {
@@ -23,6 +33,8 @@ extension GGMLType {
         case .q4_K: Q4_K.self
         case .q5_K: Q5_K.self
         case .q6_K: Q6_K.self
+        case .iq2_xxs: IQ2_XXS.self
+        case .iq2_xs: IQ2_XS.self
         }
     }
 }

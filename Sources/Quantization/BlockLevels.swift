@@ -13,7 +13,7 @@ extension GGMLType {
         case .q2_K: 0...3
         case .q3_K: 0...7
         case .q6_K: 0...63
-        case .f32, .f16, .bf16: 0...0
+        case .f32, .f16, .bf16, .iq2_xxs, .iq2_xs: 0...0  // no per-weight levels (`hasLevelGrid`)
         }
     }
 
@@ -68,7 +68,7 @@ extension GGMLType {
                                      toByteOffset: qh + l, as: UInt8.self)
                 }
             }
-        case .f32, .f16, .bf16:
+        case .f32, .f16, .bf16, .iq2_xxs, .iq2_xs:
             break
         }
     }

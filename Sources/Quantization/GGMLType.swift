@@ -1,7 +1,7 @@
 /// ggml's tensor types a GGUF file can hold; raw values are ggml's enum ggml_type ids.
 public enum GGMLType: UInt32, CaseIterable, Sendable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8
-    case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
+    case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, iq2_xxs = 16, iq2_xs = 17, bf16 = 30
 }
 
 extension GGMLType {
@@ -21,6 +21,8 @@ extension GGMLType {
         case .q4_K: "Q4_K"
         case .q5_K: "Q5_K"
         case .q6_K: "Q6_K"
+        case .iq2_xxs: "IQ2_XXS"
+        case .iq2_xs: "IQ2_XS"
         }
     }
 
@@ -36,7 +38,7 @@ extension GGMLType {
         switch self {
         case .f32, .f16, .bf16: 1
         case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: 32
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: 256
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq2_xxs, .iq2_xs: 256
         }
     }
 
@@ -55,6 +57,8 @@ extension GGMLType {
         case .q4_K: 144
         case .q5_K: 176
         case .q6_K: 210
+        case .iq2_xxs: 66
+        case .iq2_xs: 74
         }
     }
 
@@ -65,4 +69,12 @@ extension GGMLType {
     public func rowBytes(_ rowLength: Int) -> Int { rowLength / blockSize * bytesPerBlock }
 
     public var isQuantized: Bool { blockSize > 1 }
+
+    /// Whether each weight is an integer level on its block's affine grid (every quantized type
+    /// but the lattice formats, whose weights come eight at a time from a codebook): what GPTQ's
+    /// one-weight-at-a-time rounding needs.
+    public var hasLevelGrid: Bool { isQuantized && !isLattice }
+
+    /// The IQ2 formats: groups of eight weights coded as one point of an E8-derived lattice.
+    public var isLattice: Bool { self == .iq2_xxs || self == .iq2_xs }
 }

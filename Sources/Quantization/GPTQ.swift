@@ -10,7 +10,12 @@ import Tensors
 /// Blocks: when a block of the type (32 weights, or a 256-weight k-quant super-block) is reached,
 /// its scales and mins are chosen by the type's own weighted encoder on the weights as updated so
 /// far (the importance weights are diag(H) / tokens, as llama.cpp's imatrix), and each weight of
-/// the block then takes the nearest level of that grid (BlockGrid). Updates are lazy: within a
+/// the block then takes the nearest level of that grid (BlockGrid). A lattice block (IQ2_*) has
+/// no level per weight: each group of eight columns takes its nearest codebook point at the
+/// block's scale (weights 1/U_jj², the columns' error costs), and the group's errors are pushed
+/// on column by column as for any other rounding, which is the optimal update of the columns
+/// after it for the group as chosen (the block form of the same step, as QuIP#'s BlockLDLQ and
+/// GPTVQ, van Baalen et al. 2024, take it). Updates are lazy: within a
 /// batch of columns (at least 128, a whole number of blocks) they touch only the batch; the rest
 /// of the matrix gets one matrix product per batch (the paper's §4 "lazy batch updates").
 ///
@@ -80,8 +85,16 @@ public func gptqQuantizeRows(_ type: GGMLType, _ weights: UnsafePointer<Float>, 
     let batch = max(options.batchColumns / blockSize, 1) * blockSize
     let errors = UnsafeMutablePointer<Float>.allocate(capacity: rows * batch)
     defer { errors.deallocate() }
+    let lattice = format as? any LatticeBlockFormat.Type
     let grid = BlockGrid(type: type)
     defer { grid.deallocate() }
+    // A lattice block's current group of eight, decoded, per row; and the group's column weights.
+    let decodedGroups = UnsafeMutablePointer<Float>.allocate(capacity: rows * 8)
+    let groupWeights = UnsafeMutablePointer<Float>.allocate(capacity: 8)
+    defer {
+        decodedGroups.deallocate()
+        groupWeights.deallocate()
+    }
     // Every row's grid and levels for the block being rounded.
     let zeros = UnsafeMutablePointer<Float>.allocate(capacity: rows * blockSize)
     let steps = UnsafeMutablePointer<Float>.allocate(capacity: rows * blockSize)
@@ -105,6 +118,7 @@ public func gptqQuantizeRows(_ type: GGMLType, _ weights: UnsafePointer<Float>, 
                 importance.withUnsafeBufferPointer {
                     format.encode(w + row * n + blockStart, count: blockSize, importance: $0.baseAddress! + blockStart, into: block, scratch: scratch)
                 }
+                guard lattice == nil else { continue }
                 grid.read(UnsafeRawPointer(block))
                 (zeros + row * blockSize).update(from: grid.zero, count: blockSize)
                 (steps + row * blockSize).update(from: grid.step, count: blockSize)
@@ -113,14 +127,29 @@ public func gptqQuantizeRows(_ type: GGMLType, _ weights: UnsafePointer<Float>, 
                 let diagonal = inverse[column * n + column]
                 let offset = column - blockStart
                 let inverseRow = inverse + column * n
+                if let lattice, offset % 8 == 0 {
+                    for c in 0..<8 {
+                        let u = inverse[(column + c) * n + column + c]
+                        groupWeights[c] = 1 / (u * u)
+                    }
+                    for row in 0..<rows {
+                        lattice.roundGroup(destination + row * rowBytes + blockStart / blockSize * blockBytes, group: offset / 8,
+                                           w + row * n + column, weights: groupWeights, decoded: decodedGroups + 8 * row)
+                    }
+                }
                 for row in 0..<rows {
                     let value = w[row * n + column]
-                    let step = steps[row * blockSize + offset], zero = zeros[row * blockSize + offset]
-                    // A zero step (an all-zero sub-block): every level decodes alike; store the lowest.
-                    let ideal = step != 0 ? ((value - zero) / step).rounded() : lowest
-                    let level = ideal.isFinite ? max(min(ideal, highest), lowest) : lowest
-                    levels[row * blockSize + offset] = Int32(level)
-                    let rounded = zero + level * step
+                    let rounded: Float
+                    if lattice != nil {
+                        rounded = decodedGroups[8 * row + offset % 8]
+                    } else {
+                        let step = steps[row * blockSize + offset], zero = zeros[row * blockSize + offset]
+                        // A zero step (an all-zero sub-block): every level decodes alike; store the lowest.
+                        let ideal = step != 0 ? ((value - zero) / step).rounded() : lowest
+                        let level = ideal.isFinite ? max(min(ideal, highest), lowest) : lowest
+                        levels[row * blockSize + offset] = Int32(level)
+                        rounded = zero + level * step
+                    }
                     let error = (value - rounded) / diagonal
                     loss += Double(error * error)
                     errors[row * batch + (column - batchStart)] = error
@@ -129,7 +158,7 @@ public func gptqQuantizeRows(_ type: GGMLType, _ weights: UnsafePointer<Float>, 
                     for later in (column + 1)..<batchEnd { rowWeights[later] -= error * inverseRow[later] }
                 }
             }
-            for row in 0..<rows {
+            for row in 0..<rows where lattice == nil {
                 type.storeLevels(levels + row * blockSize, into: destination + row * rowBytes + blockStart / blockSize * blockBytes)
             }
         }

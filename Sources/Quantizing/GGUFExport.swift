@@ -115,7 +115,7 @@ public enum GGUFExport {
         for tensor in tensors where tensor.dimensions.count > 1 { weights[tensor.type, default: 0] += tensor.elementCount }
         let dominant = weights.max { $0.value < $1.value }?.key ?? .f32
         let ftypes: [GGMLType: Int] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .q5_0: 8, .q5_1: 9, .q2_K: 10,
-                                       .q3_K: 12, .q4_K: 15, .q5_K: 17, .q6_K: 18, .bf16: 32]
+                                       .q3_K: 12, .q4_K: 15, .q5_K: 17, .q6_K: 18, .iq2_xxs: 19, .iq2_xs: 20, .bf16: 32]
         return ftypes[dominant] ?? 0
     }
 

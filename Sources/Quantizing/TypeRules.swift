@@ -12,9 +12,11 @@ public enum TypeRules {
 
     /// llama-quant.cpp's fallback for rows the type's blocks do not tile: Q2_K/Q3_K → Q4_0,
     /// Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; then F16 if even 32-weight blocks do not fit.
+    /// llama.cpp sends IQ2_XXS/IQ2_XS to IQ4_NL, a 32-weight block of Q4_0's size that this
+    /// tool does not write; Q4_0 stands in for it.
     public static func fallback(for type: GGMLType) -> GGMLType {
         switch type {
-        case .q2_K, .q3_K: .q4_0
+        case .q2_K, .q3_K, .iq2_xxs, .iq2_xs: .q4_0
         case .q4_K: .q5_0
         case .q5_K: .q5_1
         case .q6_K: .q8_0

@@ -42,8 +42,9 @@ struct BlockFormatTests {
         }
     }
 
-    func result(_ c: Case, _ type: GGMLType, imatrix: Bool) -> Result {
-        let r = c.results.object(type.name).object(imatrix ? "imatrix" : "plain")
+    /// ggml's result; nil for IQ2 without an imatrix, which ggml refuses to quantize.
+    func result(_ c: Case, _ type: GGMLType, imatrix: Bool) -> Result? {
+        guard let r = c.results.object(type.name)[imatrix ? "imatrix" : "plain"] as? [String: Any] else { return nil }
         return Result(bytes: Self.bytes(r["bytes"]), dequantized: Self.floats(r["dequantized"]), weightedError: r.double("weighted_error"))
     }
 
@@ -90,7 +91,10 @@ struct BlockFormatTests {
     func decoderMatchesGGUFPy(type: GGMLType) throws {
         for c in cases {
             for imatrix in [false, true] {
-                let expected = result(c, type, imatrix: imatrix)
+                guard let expected = result(c, type, imatrix: imatrix) else {
+                    #expect(type.isLattice && !imatrix, "\(type.name) \(c.name) imatrix \(imatrix): no record")
+                    continue
+                }
                 let y = try decode(c, type, expected.bytes)
                 #expect(y.map(\.bitPattern) == expected.dequantized.map(\.bitPattern), "\(type.name) \(c.name) imatrix \(imatrix)")
             }
@@ -98,11 +102,12 @@ struct BlockFormatTests {
     }
 
     /// (2) Our encoder does at least as well as ggml on the error ggml minimises (importance
-    /// weighted with an imatrix, plain squared error otherwise); in fact it writes ggml's bytes,
-    /// row for row. (3) Its bytes decode to finite values, all-zero rows to zeros.
+    /// weighted with an imatrix, plain squared error otherwise); for every type but the IQ2
+    /// lattices it writes ggml's bytes, row for row (the lattices' search is this tool's own, see
+    /// LatticeSuperBlock). (3) Its bytes decode to finite values, all-zero rows to zeros.
     @Test(arguments: GGMLType.allCases)
     func encoderIsNoWorseThanGGML(type: GGMLType) throws {
-        var identical = 0, total = 0
+        var identical = 0, total = 0, ourTotal = 0.0, ggmlTotal = 0.0
         for c in cases {
             for imatrix in [false, true] {
                 let ggml = result(c, type, imatrix: imatrix)
@@ -110,11 +115,15 @@ struct BlockFormatTests {
                 let y = try decode(c, type, ours)
                 let what = "\(type.name) \(c.name) imatrix \(imatrix)"
                 let ourError = weightedError(c, y, imatrix: imatrix)
-                #expect(ourError <= ggml.weightedError * (1 + 1e-5) + 1e-30, "\(what): \(ourError) vs ggml \(ggml.weightedError)")
                 #expect(y.allSatisfy { $0.isFinite }, "\(what)")
                 for row in 0..<c.rows where c.x[row * c.rowLength..<(row + 1) * c.rowLength].allSatisfy({ $0 == 0 }) {
                     #expect(y[row * c.rowLength..<(row + 1) * c.rowLength].allSatisfy { $0 == 0 }, "\(what) row \(row)")
                 }
+                guard let ggml else { continue }
+                #expect(ourError <= ggml.weightedError * (1 + 1e-5) + 1e-30, "\(what): \(ourError) vs ggml \(ggml.weightedError)")
+                ourTotal += ourError
+                ggmlTotal += ggml.weightedError
+                guard !type.isLattice else { continue }
                 let rowBytes = type.rowBytes(c.rowLength)
                 for row in 0..<c.rows {
                     total += 1
@@ -124,6 +133,10 @@ struct BlockFormatTests {
                 }
             }
         }
-        print("\(type.name): \(identical) of \(total) recorded rows byte-identical to ggml")
+        if type.isLattice {
+            print("\(type.name): weighted error \(ourTotal) against ggml's \(ggmlTotal) over the recorded rows")
+        } else {
+            print("\(type.name): \(identical) of \(total) recorded rows byte-identical to ggml")
+        }
     }
 }

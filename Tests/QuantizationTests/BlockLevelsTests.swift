@@ -5,7 +5,7 @@ import Testing
 /// `storeLevels` and `BlockGrid` against the decoders: reading an encoded block's grid and its
 /// levels back, then writing those levels over the block, must give the encoder's bytes exactly.
 struct BlockLevelsTests {
-    static let quantized: [GGMLType] = GGMLType.allCases.filter(\.isQuantized)
+    static let quantized: [GGMLType] = GGMLType.allCases.filter(\.hasLevelGrid)
 
     @Test(arguments: quantized) func levelsReadFromTheGridRewriteTheSameBytes(type: GGMLType) throws {
         var generator = SystemRandomNumberGenerator()

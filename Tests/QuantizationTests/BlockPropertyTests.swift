@@ -47,7 +47,7 @@ struct BlockPropertyTests {
     }
 
     @Test func typeTable() {
-        #expect(GGMLType.allCases.map(\.rawValue) == [0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 30])
+        #expect(GGMLType.allCases.map(\.rawValue) == [0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 30])
         for type in GGMLType.allCases {
             #expect(GGMLType(name: type.name) == type)
             #expect(GGMLType(name: type.name.lowercased()) == type)
@@ -55,7 +55,7 @@ struct BlockPropertyTests {
         }
         #expect(GGMLType(name: "Q4_K_M") == nil)
         let bits: [GGMLType: Double] = [.f32: 32, .f16: 16, .bf16: 16, .q8_0: 8.5, .q4_0: 4.5, .q4_1: 5, .q5_0: 5.5, .q5_1: 6,
-                                        .q2_K: 2.625, .q3_K: 3.4375, .q4_K: 4.5, .q5_K: 5.5, .q6_K: 6.5625]
+                                        .q2_K: 2.625, .q3_K: 3.4375, .q4_K: 4.5, .q5_K: 5.5, .q6_K: 6.5625, .iq2_xxs: 2.0625, .iq2_xs: 2.3125]
         for (type, expected) in bits { #expect(type.bitsPerWeight == expected, "\(type.name)") }
     }
 
@@ -80,7 +80,7 @@ struct BlockPropertyTests {
     @Test(arguments: quantized)
     func roundTripErrorIsBounded(type: GGMLType) throws {
         let bound: [GGMLType: Float] = [.q8_0: 0.005, .q6_K: 0.055, .q5_0: 0.07, .q5_1: 0.045, .q5_K: 0.055, .q4_0: 0.16,
-                                        .q4_1: 0.12, .q4_K: 0.12, .q3_K: 0.23, .q2_K: 0.42]
+                                        .q4_1: 0.12, .q4_K: 0.12, .q3_K: 0.23, .q2_K: 0.42, .iq2_xs: 0.45, .iq2_xxs: 0.5]
         let rows = 4, rowLength = 512
         let x = Self.normals(rows * rowLength, seed: 7)
         let importance = Self.normals(rowLength, seed: 8).map { $0 * $0 + 0.1 }
@@ -103,7 +103,7 @@ struct BlockPropertyTests {
     }
 
     /// Rows split across threads encode as each row alone does.
-    @Test(arguments: [GGMLType.q4_K, .q6_K, .q5_0, .f16])
+    @Test(arguments: [GGMLType.q4_K, .q6_K, .q5_0, .iq2_xxs, .f16])
     func parallelEncodingIsRowLocal(type: GGMLType) throws {
         let rows = 64, rowLength = 2048
         let x = Self.normals(rows * rowLength, seed: 3)
