@@ -84,7 +84,7 @@ LLAMA_SETTINGS = {"n_ctx": 64, "n_batch": 64, "n_ubatch": 64, "n_threads": 2, "n
 # of them (a 16-wide expert's down rows fall back to F16), k-quants' 256-weight super-blocks none.
 TINY_TYPES = ["F32", "F16", "Q8_0", "Q5_1", "Q4_0"]
 # The default model is 256 wide (hidden, expert width, heads x head_dim): every k-quant applies.
-DEFAULT_TYPES = ["F32", "F16", "Q8_0", "Q6_K", "Q4_K", "Q3_K", "Q2_K"]
+DEFAULT_TYPES = ["F32", "F16", "Q8_0", "Q6_K", "Q4_K", "Q3_K", "Q2_K", "IQ2_XS", "IQ2_XXS"]
 
 MODELS = {
     "tiny-mixtral": {"path": "Fixtures/models/tiny-mixtral", "types": TINY_TYPES, "all_positions": ["F32"]},
