@@ -161,7 +161,7 @@ def main() -> None:
     # Blocks of every quantized type (random bytes are valid blocks, except the fp16 scales may be NaN).
     random = bytes((i * 2654435761) % 251 for i in range(4096))
     quantized = [(f"t{kind}", [256, 2], kind, random[: size * 2]) for kind, size in
-                 [(8, 34 * 8), (2, 18 * 8), (3, 20 * 8), (6, 22 * 8), (7, 24 * 8), (10, 84), (11, 110), (12, 144), (13, 176), (14, 210)]]
+                 [(8, 34 * 8), (2, 18 * 8), (3, 20 * 8), (6, 22 * 8), (7, 24 * 8), (10, 84), (11, 110), (12, 144), (13, 176), (14, 210), (16, 66), (17, 74)]]
     write(seeds / "gguf", gguf_bytes([("general.architecture", 8, gguf_string("olmoe"))], quantized))
     # The target reads a text to encode after a NUL; show it the form once on a small tokenizer.
     small = min(tokenizers, key=lambda p: p.stat().st_size)

@@ -54,7 +54,9 @@ MODEL = "Fixtures/default-model"
 HELDOUT = "Fixtures/text/heldout.txt"
 CALIBRATION_TEXT = "Fixtures/text/calibration.txt"
 CTX = 256                      # ≤ the model's 512 positions; a multiple of 256 (llama.cpp pads n_ctx to 256)
-MIXES = ["Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_M", "Q2_K"]
+MIXES = ["Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_M", "Q2_K", "IQ2_XS", "IQ2_XXS"]
+# Mixes llama-quantize writes only with an imatrix (its IQ2 types need one).
+IMATRIX_ONLY_MIXES = {"IQ2_XS", "IQ2_XXS"}
 UNIFORM = ["Q4_K", "Q3_K", "Q2_K"]
 BITS = [4.5, 3.5, 2.75, 2.25]
 # The importance pass of both tools sees the whole calibration text in windows of CTX.
@@ -65,8 +67,9 @@ MOE_DATA_ARGS = ["--data", CALIBRATION_TEXT, "--seq-len", str(CTX)]
 GGML_TYPES = {
     0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
     7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110),
-    12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 20: ("IQ4_NL", 32, 18),
-    30: ("BF16", 1, 2),
+    12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 30: ("BF16", 1, 2),
 }
 
 START = time.monotonic()
@@ -327,7 +330,7 @@ def main():
 
     # 3. llama-quantize mixes without and with the imatrix.
     for mix in MIXES:
-        for weighted in (False, True):
+        for weighted in (True,) if mix in IMATRIX_ONLY_MIXES else (False, True):
             name = f"llama-{mix}{'-imatrix' if weighted else ''}"
             path = work / f"{name}.gguf"
             extra = ["--imatrix", imatrix] if weighted else []
@@ -375,22 +378,27 @@ def main():
     for type_name in UNIFORM:
         moe_quantize(f"moe-gptq-{type_name}", ["--types", type_name, "--method", "gptq"], f"moe-compress {type_name} --method gptq",
                      "moe-gptq")
+    def mix_file(mix):
+        return work / f"llama-{mix}{'-imatrix' if mix in IMATRIX_ONLY_MIXES else ''}.gguf"
+
     for bits in BITS:
         moe_quantize(f"moe-bits-{bits}", ["--bits", str(bits)], f"moe-compress --bits {bits}", "moe-bits")
     for mix in MIXES:
-        target = size_of(work / f"llama-{mix}.gguf")["bpw"]
+        target = size_of(mix_file(mix))["bpw"]
         moe_quantize(f"moe-bits-{mix}", ["--bits", f"{target:.4f}"], f"moe-compress --bits {target:.4f} (= {mix})",
                      "moe-matched", mix=mix)
 
     # The same budgets written by GPTQ (the plan is measured with weighted rounding).
     for mix in MIXES:
-        target = size_of(work / f"llama-{mix}.gguf")["bpw"]
+        target = size_of(mix_file(mix))["bpw"]
         moe_quantize(f"moe-bits-{mix}-gptq", ["--bits", f"{target:.4f}", "--method", "gptq"],
                      f"moe-compress --bits {target:.4f} --method gptq (= {mix})", "moe-matched-gptq", mix=mix)
 
-    # The same budgets with the cheaper error measure, for comparison.
+    # The same budgets with the cheaper error measure, for comparison (the k-quant mixes).
     for mix in MIXES:
-        target = size_of(work / f"llama-{mix}.gguf")["bpw"]
+        if mix in IMATRIX_ONLY_MIXES:
+            continue
+        target = size_of(mix_file(mix))["bpw"]
         moe_quantize(f"moe-bits-{mix}-output", ["--bits", f"{target:.4f}", "--measure", "output"],
                      f"moe-compress --bits {target:.4f} --measure output (= {mix})", "moe-output", mix=mix)
 
@@ -484,7 +492,8 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
         "carries the same tokenizer metadata. **F16**: the same with `--types F16`.",
         f"- **llama-quantize MIX** (+ imatrix): `llama-quantize [--imatrix imatrix.gguf] f32.gguf OUT MIX {threads()}`; "
         f"the imatrix is `llama-imatrix -m f32.gguf -f {CALIBRATION_TEXT} -o imatrix.gguf {' '.join(IMATRIX_ARGS)}` "
-        f"(the whole calibration text in chunks of {CTX}). **--pure T**: the same with `--pure`, one type for every "
+        f"(the whole calibration text in chunks of {CTX}); the IQ2 mixes only with it (llama-quantize refuses them "
+        "without one). **--pure T**: the same with `--pure`, one type for every "
         "weight matrix.",
         f"- **moe-compress T**: `moe-compress quantize {MODEL} -o OUT --types T {' '.join(MOE_DATA_ARGS)}`: every weight "
         "matrix in T (norms and routers F32; rows a type's blocks do not tile fall back as in llama-quantize), "
@@ -493,7 +502,7 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
         "**T --method gptq**: the same type by GPTQ on the same grids (each layer's input Hessians from the "
         "calibration windows, an expert's from its routed tokens; sequential, lazy batches, relative dampening 0.01).",
         f"- **moe-compress --bits B**: `moe-compress quantize {MODEL} -o OUT --bits B {' '.join(MOE_DATA_ARGS)}`: "
-        "per tensor the type from Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 that an exact knapsack picks to minimise "
+        "per tensor the type from IQ2_XXS, IQ2_XS, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 that an exact knapsack picks to minimise "
         "the summed error within B bits/weight for the whole file, each candidate's error being the mean KL "
         "divergence of the next-token distributions when that tensor alone is quantized (`--measure kl`, the "
         "default: 2048 calibration tokens run from the tensor's layer on); "
@@ -562,13 +571,15 @@ def render(rows, results, info, args, eval_tokens, probe, probe_ppl, probe_kl, e
     for mix in MIXES:
         plain = results.get(f"llama-{mix}.gguf")
         weighted = results.get(f"llama-{mix}-imatrix.gguf")
+        reference = plain or weighted
         ours = results.get(f"moe-bits-{mix}.gguf")
         output = results.get(f"moe-bits-{mix}-output.gguf")
         gptq = results.get(f"moe-bits-{mix}-gptq.gguf")
 
         def ratio(r):
-            return f"{r['size']['data_bytes'] / plain['size']['data_bytes']:.4f}" if r and plain else "—"
-        lines.append(f"| {mix} | {plain['size']['bpw']:.4f} | {quality(plain)} | {quality(weighted)} | {quality(ours)} | "
+            return f"{r['size']['data_bytes'] / reference['size']['data_bytes']:.4f}" if r else "—"
+        lines.append(f"| {mix} | {reference['size']['bpw']:.4f} | {quality(plain) if plain else 'needs an imatrix'} | "
+                     f"{quality(weighted)} | {quality(ours)} | "
                      f"{ratio(ours)} | {quality(gptq)} | {quality(output)} | {ratio(output)} |")
 
     notes = REPO / "docs" / "quantization-notes.md"

@@ -1,12 +1,14 @@
 // moe-compress-bench: micro-benchmarks of library code no command isolates.
 //
-//   moe-compress-bench allocation [--repeats N] [--bins 20000,100000] [--bits 2.25,2.75,3.5,4.5] [--seed S]
+//   moe-compress-bench allocation [--repeats N] [--bins 20000,100000] [--bits 2.25,2.75,3.5,4.5] [--seed S] [--types LIST]
 //   moe-compress-bench rows [--types F16,Q4_K,...] [--rows 1024] [--row-length 2048] [--repeats N]
+//   moe-compress-bench gptq [--types Q4_K,Q2_K,IQ2_XXS] [--hidden 2048] [--width 1024] [--tokens 4096] [--repeats N]
 //
 // `allocation` times BitAllocation.solve (the multiple-choice knapsack of `quantize --bits`) on a
 // synthetic error table of DeepSeek-V3's size; `rows` times quantizeRows on one expert-sized
 // matrix of N(0, 0.02) weights, on one core and on all of them, with and without importance
-// weights. Each prints one JSON object on stdout.
+// weights; `gptq` times GPTQ on one OLMoE-shaped expert (GPTQBenchmark.swift). Each prints one
+// JSON object on stdout.
 import Foundation
 import Quantization
 import Quantizing
@@ -118,7 +120,11 @@ func allocation(_ arguments: [String]) throws {
     let seed = UInt64(option("--seed", in: arguments) ?? "") ?? 15
     let layers = Int(option("--layers", in: arguments) ?? "") ?? 61
     let experts = Int(option("--experts", in: arguments) ?? "") ?? 256
-    let types: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
+    // The candidates of `quantize --bits` (its default list).
+    let types = try (option("--types", in: arguments) ?? "IQ2_XXS,IQ2_XS,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0").split(separator: ",").map { name in
+        guard let type = GGMLType(name: String(name)), type.isQuantized else { throw BenchError(description: "not a quantized ggml type: \(name)") }
+        return type
+    }
 
     let clock = ContinuousClock()
     let buildStart = clock.now
@@ -274,10 +280,16 @@ case "rows":
         FileHandle.standardError.write(Data("moe-compress-bench: \(error)\n".utf8))
         exit(1)
     }
+case "gptq":
+    do { try gptqBenchmark(Array(arguments.dropFirst())) } catch {
+        FileHandle.standardError.write(Data("moe-compress-bench: \(error)\n".utf8))
+        exit(1)
+    }
 default:
     FileHandle.standardError.write(Data("""
-        usage: moe-compress-bench allocation [--repeats N] [--bins 20000,100000] [--bits 2.25,2.75,3.5,4.5] [--seed S] [--layers 61] [--experts 256]
+        usage: moe-compress-bench allocation [--repeats N] [--bins 20000,100000] [--bits 2.25,2.75,3.5,4.5] [--seed S] [--layers 61] [--experts 256] [--types LIST]
                moe-compress-bench rows [--types F16,Q4_K,...] [--rows 1024] [--row-length 2048] [--repeats N]
+               moe-compress-bench gptq [--types Q4_K,Q2_K,IQ2_XXS] [--hidden 2048] [--width 1024] [--tokens 4096] [--repeats N]
 
         """.utf8))
     exit(2)

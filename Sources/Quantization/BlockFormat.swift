@@ -58,6 +58,12 @@ struct BlockScratch {
     let scaleLevels: UnsafeMutablePointer<UInt8>
     let minLevels: UnsafeMutablePointer<UInt8>
     let signedScaleLevels: UnsafeMutablePointer<Int8>
+    /// Per-weight error weights of a whole super-block (256), for the searches that take its
+    /// sub-blocks eight at a time (asymmetricScales), with those sub-blocks' values and weights
+    /// transposed into lanes (up to 32 rows).
+    let blockWeights: UnsafeMutablePointer<Float>
+    let laneValues: UnsafeMutablePointer<Lanes>
+    let laneWeights: UnsafeMutablePointer<Lanes>
 
     private let storage: UnsafeMutableRawPointer
 
@@ -76,11 +82,17 @@ struct BlockScratch {
         minLevels = (b + 528).bindMemory(to: UInt8.self, capacity: 16)
         signedScaleLevels = (b + 544).bindMemory(to: Int8.self, capacity: 16)
         trial = .allocate(capacity: 32)
+        blockWeights = .allocate(capacity: 256)
+        laneValues = .allocate(capacity: 32)
+        laneWeights = .allocate(capacity: 32)
     }
 
     func deallocate() {
         storage.deallocate()
         trial.deallocate()
+        blockWeights.deallocate()
+        laneValues.deallocate()
+        laneWeights.deallocate()
     }
 }
 

@@ -29,11 +29,15 @@ enum Q2_K: BlockFormat {
     /// quantize_row_q2_K_ref: per sub-block make_qkx2_quants with weights |x| and absolute error,
     /// then scales and mins as 4-bit fractions of the largest ones.
     private static func chooseReference(_ x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer, scratch s: BlockScratch) {
+        for i in 0..<256 { s.blockWeights[i] = abs(x[i]) }
+        for half in 0..<2 {
+            let (scales, mins) = asymmetricScales(count: 16, nmax: 3, x + 128 * half, weights: s.blockWeights + 128 * half,
+                                                  levels: s.levels + 128 * half, scratch: s, rmin: -0.5, rdelta: 0.1, steps: 15,
+                                                  absoluteError: true)
+            for j in 0..<8 { (s.scales[8 * half + j], s.mins[8 * half + j]) = (scales[j], mins[j]) }
+        }
         var maxScale: Float = 0, maxMin: Float = 0
         for j in 0..<16 {
-            for i in 0..<16 { s.weights[i] = abs(x[16 * j + i]) }
-            (s.scales[j], s.mins[j]) = asymmetricScale(count: 16, nmax: 3, x + 16 * j, weights: s.weights, levels: s.levels + 16 * j,
-                                                       trial: s.trial, rmin: -0.5, rdelta: 0.1, steps: 15, absoluteError: true)
             if s.scales[j] > maxScale { maxScale = s.scales[j] }
             if s.mins[j] > maxMin { maxMin = s.mins[j] }
         }
@@ -65,10 +69,14 @@ enum Q2_K: BlockFormat {
                                              into out: UnsafeMutableRawPointer, scratch s: BlockScratch) {
         let sigma2 = sumOfSquares(x, count: 256) / 256
         for j in 0..<16 {
-            importanceWeights(x + 16 * j, importance + 16 * j, count: 16, sigma2: sigma2, into: s.weights)
-            s.weightSums[j] = sum(s.weights, count: 16)
-            (s.scales[j], s.mins[j]) = asymmetricScale(count: 16, nmax: 3, x + 16 * j, weights: s.weights, levels: s.levels + 16 * j,
-                                                       trial: s.trial, rmin: -0.9, rdelta: 0.05, steps: 36, absoluteError: false)
+            importanceWeights(x + 16 * j, importance + 16 * j, count: 16, sigma2: sigma2, into: s.blockWeights + 16 * j)
+            s.weightSums[j] = sum(s.blockWeights + 16 * j, count: 16)
+        }
+        for half in 0..<2 {
+            let (scales, mins) = asymmetricScales(count: 16, nmax: 3, x + 128 * half, weights: s.blockWeights + 128 * half,
+                                                  levels: s.levels + 128 * half, scratch: s, rmin: -0.9, rdelta: 0.05, steps: 36,
+                                                  absoluteError: false)
+            for j in 0..<8 { (s.scales[8 * half + j], s.mins[8 * half + j]) = (scales[j], mins[j]) }
         }
         let d = positiveScale(count: 16, nmax: 15, s.scales, weights: s.weightSums, levels: s.scaleLevels)
         let dmin = positiveScale(count: 16, nmax: 15, s.mins, weights: s.weightSums, levels: s.minLevels)

@@ -31,14 +31,16 @@ enum ScaleMinSuperBlock {
 
     private static func chooseReference(_ x: UnsafePointer<Float>, nmax: Int, search: ReferenceSearch,
                                         into out: UnsafeMutableRawPointer, scratch s: BlockScratch) {
-        var maxScale: Float = 0, maxMin: Float = 0
         for j in 0..<8 {
             let xs = x + 32 * j
             let mean = (sumOfSquares(xs, count: 32) / 32).squareRoot()
-            for i in 0..<32 { s.weights[i] = mean + abs(xs[i]) }
-            (s.scales[j], s.mins[j]) = asymmetricScale(count: 32, nmax: nmax, xs, weights: s.weights, levels: s.levels + 32 * j,
-                                                       trial: s.trial, rmin: search.rmin, rdelta: search.rdelta,
-                                                       steps: search.steps, absoluteError: false)
+            for i in 0..<32 { s.blockWeights[32 * j + i] = mean + abs(xs[i]) }
+        }
+        let (scales, mins) = asymmetricScales(count: 32, nmax: nmax, x, weights: s.blockWeights, levels: s.levels, scratch: s,
+                                              rmin: search.rmin, rdelta: search.rdelta, steps: search.steps, absoluteError: false)
+        var maxScale: Float = 0, maxMin: Float = 0
+        for j in 0..<8 {
+            (s.scales[j], s.mins[j]) = (scales[j], mins[j])
             if s.scales[j] > maxScale { maxScale = s.scales[j] }
             if s.mins[j] > maxMin { maxMin = s.mins[j] }
         }
@@ -60,12 +62,12 @@ enum ScaleMinSuperBlock {
                                              into out: UnsafeMutableRawPointer, scratch s: BlockScratch) {
         let sigma2 = 2 * sumOfSquares(x, count: 256) / 256
         for j in 0..<8 {
-            let xs = x + 32 * j
-            importanceWeights(xs, importance + 32 * j, count: 32, sigma2: sigma2, into: s.weights)
-            s.weightSums[j] = sum(s.weights, count: 32)
-            (s.scales[j], s.mins[j]) = asymmetricScale(count: 32, nmax: nmax, xs, weights: s.weights, levels: s.levels + 32 * j,
-                                                       trial: s.trial, rmin: -0.9, rdelta: 0.05, steps: 36, absoluteError: false)
+            importanceWeights(x + 32 * j, importance + 32 * j, count: 32, sigma2: sigma2, into: s.blockWeights + 32 * j)
+            s.weightSums[j] = sum(s.blockWeights + 32 * j, count: 32)
         }
+        let (scales, mins) = asymmetricScales(count: 32, nmax: nmax, x, weights: s.blockWeights, levels: s.levels, scratch: s,
+                                              rmin: -0.9, rdelta: 0.05, steps: 36, absoluteError: false)
+        for j in 0..<8 { (s.scales[j], s.mins[j]) = (scales[j], mins[j]) }
         let d = positiveScale(count: 8, nmax: 63, s.scales, weights: s.weightSums, levels: s.scaleLevels)
         let dmin = positiveScale(count: 8, nmax: 63, s.mins, weights: s.weightSums, levels: s.minLevels)
         for j in 0..<8 {

@@ -334,3 +334,94 @@ func positiveScale(count: Int, nmax: Int, _ x: UnsafePointer<Float>, weights: Un
     }
     return suml2 > 0 ? sumlx / suml2 : 0
 }
+
+/// asymmetricScale for eight sub-blocks at once, one per SIMD lane (a k-quant super-block's
+/// sub-blocks are searched independently): every lane runs ggml's trials in ggml's order against
+/// its own lower end, so no trial is ever run twice and each lane's scale, min and levels are
+/// exactly what asymmetricScale (and ggml) gives its sub-block. `x` and `weights` hold the eight
+/// sub-blocks one after another, `count` values each; the levels go to `levels` in the same
+/// layout. `scratch` supplies the lanes' working rows.
+func asymmetricScales(count: Int, nmax: Int, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                      levels: UnsafeMutablePointer<UInt8>, scratch s: BlockScratch,
+                      rmin: Float, rdelta: Float, steps: Int, absoluteError: Bool) -> (scale: Lanes, min: Lanes) {
+    let xs = s.laneValues, ws = s.laneWeights
+    for i in 0..<count {
+        for lane in 0..<Lanes.scalarCount {
+            xs[i][lane] = x[lane * count + i]
+            ws[i][lane] = weights[lane * count + i]
+        }
+    }
+    var low = xs[0], high = xs[0]
+    var sumW = ws[0]
+    var sumX = sumW * xs[0]
+    for i in 1..<count {
+        low.replace(with: xs[i], where: xs[i] .< low)
+        high.replace(with: xs[i], where: xs[i] .> high)
+        sumW += ws[i]
+        sumX += ws[i] * xs[i]
+    }
+    let zero = Lanes(), top = Lanes(repeating: Float(nmax))
+    low.replace(with: zero, where: low .> zero)
+    // A flat sub-block (max = min) keeps scale 0 and levels 0, and takes no trials.
+    let flat = high .== low
+    let iscale = top / (high - low)
+    var scale = 1 / iscale
+    var bestError = Lanes()
+    for i in 0..<count {
+        let l = roundedHalfEven(iscale * (xs[i] - low)).clamped(zero, top)
+        let diff = scale * l + low - xs[i]
+        bestError += ws[i] * (absoluteError ? diff.magnitude : diff * diff)
+    }
+    // Per lane, the accepted trial (−1: none) and the lower end it was run against.
+    var bestStep = SIMD8<Int32>(repeating: -1), bestLow = low
+    let initialLow = low
+    if steps >= 1 {
+        for step in 0...steps {
+            let iscales = Lanes(repeating: rmin + rdelta * Float(step) + Float(nmax)) / (high - low)
+            var sumL = Lanes(), sumL2 = Lanes(), sumXL = Lanes()
+            for i in 0..<count {
+                // As in trialSums: clamping x − low at 0 first gives ggml's clamped levels.
+                var shifted = xs[i] - low
+                shifted.replace(with: zero, where: shifted .< zero)
+                let l = roundedHalfEven(iscales * shifted).capped(top)
+                s.trial[i] = l
+                let wl = ws[i] * l
+                sumL += wl
+                sumL2 += wl * l
+                sumXL += wl * xs[i]
+            }
+            let determinant = sumW * sumL2 - sumL * sumL
+            var trialScale = (sumW * sumXL - sumX * sumL) / determinant
+            var trialMin = (sumL2 * sumX - sumL * sumXL) / determinant
+            let positive = trialMin .> zero
+            trialMin.replace(with: zero, where: positive)
+            trialScale.replace(with: sumXL / sumL2, where: positive)
+            var error = Lanes()
+            for i in 0..<count {
+                let diff = trialScale * s.trial[i] + trialMin - xs[i]
+                error += ws[i] * (absoluteError ? diff.magnitude : diff * diff)
+            }
+            let accept = (determinant .> zero) .& (error .< bestError) .& .!flat
+            bestError.replace(with: error, where: accept)
+            scale.replace(with: trialScale, where: accept)
+            bestLow.replace(with: low, where: accept)
+            bestStep.replace(with: Int32(step), where: accept)
+            low.replace(with: trialMin, where: accept)
+        }
+    }
+    for lane in 0..<Lanes.scalarCount {
+        let out = levels + lane * count, values = x + lane * count
+        if flat[lane] {
+            out.update(repeating: 0, count: count)
+            continue
+        }
+        let step = Int(bestStep[lane])
+        let base = step >= 0 ? bestLow[lane] : initialLow[lane]
+        let laneIscale = step >= 0 ? (rmin + rdelta * Float(step) + Float(nmax)) / (high[lane] - base) : iscale[lane]
+        for i in 0..<count {
+            out[i] = UInt8(truncatingIfNeeded: clamp(nearestInt(laneIscale * (values[i] - base)), 0, nmax))
+        }
+    }
+    scale.replace(with: zero, where: flat)
+    return (scale, -low)
+}

@@ -76,11 +76,14 @@ struct BlockPropertyTests {
 
     /// Worst |x − x̂| relative to the rows' largest magnitude, per format, on normal rows: the
     /// formats' step sizes bound it (a 4-bit block of ±3σ has steps of about 6σ/15). With an
-    /// imatrix the error moves to the columns that matter less, so the worst case is larger.
+    /// imatrix the error moves to the columns that matter less, so the worst case is larger. The
+    /// IQ2 lattices' magnitudes are 8, 25 and 43 steps with a 4-bit scale per sub-block and a
+    /// sign that may be forced (here 0.58–0.61 with importance; ggml's own IQ2 files reach
+    /// 1.24–1.36 on the recorded normal rows with their imatrix).
     @Test(arguments: quantized)
     func roundTripErrorIsBounded(type: GGMLType) throws {
         let bound: [GGMLType: Float] = [.q8_0: 0.005, .q6_K: 0.055, .q5_0: 0.07, .q5_1: 0.045, .q5_K: 0.055, .q4_0: 0.16,
-                                        .q4_1: 0.12, .q4_K: 0.12, .q3_K: 0.23, .q2_K: 0.42, .iq2_xs: 0.45, .iq2_xxs: 0.5]
+                                        .q4_1: 0.12, .q4_K: 0.12, .q3_K: 0.23, .q2_K: 0.42, .iq2_xs: 0.65, .iq2_xxs: 0.65]
         let rows = 4, rowLength = 512
         let x = Self.normals(rows * rowLength, seed: 7)
         let importance = Self.normals(rowLength, seed: 8).map { $0 * $0 + 0.1 }
