@@ -6,8 +6,8 @@
 /// distinct squared code distances, as ggml's neighbour lists with two), among which the
 /// weighted error decides.
 final class LatticeCodebook: Sendable {
-    /// Magnitudes of point p: magnitudes[8p..<8p+8].
-    let magnitudes: [Float]
+    /// The eight magnitudes of each point.
+    let points: [SIMD8<Float>]
     /// Candidates of the rounded point with base-3 key k: candidates[start[k]..<start[k+1]].
     private let start: [Int32]
     private let candidates: [UInt16]
@@ -23,7 +23,7 @@ final class LatticeCodebook: Sendable {
 
     init(grid: [UInt16]) {
         let codes = grid.map { entry in (0..<8).map { Int((entry >> (2 * $0)) & 3) } }
-        magnitudes = codes.flatMap { $0.map { LatticeGrids.magnitudes[$0] } }
+        points = codes.map { code in SIMD8<Float>((0..<8).map { LatticeGrids.magnitudes[code[$0]] }) }
         var onGrid = [Int: Int]()
         for (index, point) in codes.enumerated() { onGrid[Self.key(point)] = index }
         var start: [Int32] = [0], candidates: [UInt16] = []
@@ -46,27 +46,25 @@ final class LatticeCodebook: Sendable {
 
     private static func key(_ point: [Int]) -> Int { point.reversed().reduce(0) { 3 * $0 + $1 } }
 
+    /// Powers of three, to read a rounded point's base-3 key off its codes.
+    private static let placeValues = SIMD8<Int32>(1, 3, 9, 27, 81, 243, 729, 2187)
+
     /// The grid point minimising Σ w_i (x_i − scale·m_i)² over the candidates of x's rounded
-    /// point, with that error. `scale` > 0.
+    /// point, with that error. `scale` > 0 and x finite.
     @inline(__always)
-    func nearest(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, scale: Float) -> (point: Int, error: Float) {
-        let inverse = 1 / scale
-        var key = 0, place = 1
-        for i in 0..<8 {
-            let v = x[i] * inverse
-            key += (v < Self.lowerBoundary ? 0 : v < Self.upperBoundary ? 1 : 2) * place
-            place *= 3
-        }
+    func nearest(_ x: SIMD8<Float>, _ w: SIMD8<Float>, scale: Float) -> (point: Int, error: Float) {
+        let v = x * (1 / scale)
+        var codes = SIMD8<Int32>()
+        codes.replace(with: 1, where: v .>= Self.lowerBoundary)
+        codes.replace(with: 2, where: v .>= Self.upperBoundary)
+        let key = Int((codes &* Self.placeValues).wrappedSum())
         var best = 0, bestError = Float.infinity
-        magnitudes.withUnsafeBufferPointer { m in
+        points.withUnsafeBufferPointer { m in
             candidates.withUnsafeBufferPointer { c in
                 for slot in Int(start[key])..<Int(start[key + 1]) {
-                    let point = Int(c[slot]), p = m.baseAddress! + 8 * point
-                    var error: Float = 0
-                    for i in 0..<8 {
-                        let d = x[i] - scale * p[i]
-                        error += w[i] * d * d
-                    }
+                    let point = Int(c[slot])
+                    let d = x - scale * m[point]
+                    let error = (w * d * d).sum()
                     if error < bestError { bestError = error; best = point }
                 }
             }

@@ -18,8 +18,10 @@ struct LatticeSuperBlock {
     /// The super-block scale as stored (a half, widened); 0 for a block that decodes to zeros.
     var d: Float = 0
 
-    /// Relative scale trials around max|x| / 43 (the largest magnitude), before refinement.
-    private static let trials: [Float] = (-12...12).map { 1 + 0.025 * Float($0) }
+    /// Relative scale trials around max|x| / 43 (the largest magnitude): a coarse pass over ±30%,
+    /// then the finer steps around the best of it, before refinement.
+    private static let coarseTrials: [Float] = (-4...4).map { 1 + 0.075 * Float($0) }
+    private static let fineSteps: [Float] = [-0.05, -0.025, 0.025, 0.05]
     /// Below this a sub-block's largest magnitude counts as zero (ggml's GROUP_MAX_EPS).
     private static let negligible: Float = 1e-15
 
@@ -71,9 +73,9 @@ struct LatticeSuperBlock {
         return mask & 127
     }
 
-    /// The least-squares scale of a sub-block: trial scales around max / 43, each with every
-    /// group's nearest point and then the scale refitted to those points; the best is refined
-    /// twice more (points again, scale again). Leaves the points chosen in `points`.
+    /// The least-squares scale of a sub-block: trial scales around max / 43 (coarse, then fine
+    /// around the best), each with every group's nearest point and then the scale refitted to
+    /// those points; the best is refined twice more (points again, scale again). Leaves the points chosen in `points`.
     private mutating func searchScale(_ value: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, groups: Int,
                                       firstGroup: Int, codebook: LatticeCodebook) -> Float {
         var largest: Float = 0
@@ -83,23 +85,27 @@ struct LatticeSuperBlock {
         var chosen = SIMD4<UInt16>(), best = SIMD4<UInt16>()
         var bestScore: Float = -1, bestScale: Float = 0
         func fit(_ scale: Float) -> (scale: Float, score: Float) {
-            var sumXM: Float = 0, sumMM: Float = 0
+            var productSums = SIMD8<Float>(), squareSums = SIMD8<Float>()
             for g in 0..<groups {
-                let point = codebook.nearest(value + 8 * g, weight + 8 * g, scale: scale).point
+                let values = Self.group(value, g), weights = Self.group(weight, g)
+                let point = codebook.nearest(values, weights, scale: scale).point
                 chosen[g] = UInt16(point)
-                codebook.magnitudes.withUnsafeBufferPointer { m in
-                    for i in 0..<8 {
-                        let w = weight[8 * g + i], mi = m[8 * point + i]
-                        sumXM += w * value[8 * g + i] * mi
-                        sumMM += w * mi * mi
-                    }
-                }
+                let m = codebook.points[point], wm = weights * m
+                productSums += wm * values
+                squareSums += wm * m
             }
+            let sumXM = productSums.sum(), sumMM = squareSums.sum()
             guard sumMM > 0, sumXM > 0 else { return (0, 0) }
             return (sumXM / sumMM, sumXM * sumXM / sumMM)
         }
-        for trial in Self.trials {
+        var bestTrial: Float = 1
+        for trial in Self.coarseTrials {
             let (scale, score) = fit(largest / 43 * trial)
+            if score > bestScore { bestScore = score; bestScale = scale; best = chosen; bestTrial = trial }
+        }
+        let centre = bestTrial
+        for step in Self.fineSteps {
+            let (scale, score) = fit(largest / 43 * (centre + step))
             if score > bestScore { bestScore = score; bestScale = scale; best = chosen }
         }
         for _ in 0..<2 where bestScale > 0 {
@@ -122,7 +128,7 @@ struct LatticeSuperBlock {
             var error: Float = 0
             var chosen = SIMD4<UInt16>()
             for g in 0..<groups {
-                let (point, groupError) = codebook.nearest(value + 8 * g, weight + 8 * g, scale: scale)
+                let (point, groupError) = codebook.nearest(Self.group(value, g), Self.group(weight, g), scale: scale)
                 chosen[g] = UInt16(point)
                 error += groupError
             }
@@ -147,7 +153,7 @@ struct LatticeSuperBlock {
         let point: Int, signs: UInt8
         (point, signs) = withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { value in
             let signs = foldSigns(x, weights, into: value.baseAddress!)
-            return (codebook.nearest(value.baseAddress!, weights, scale: scale).point, signs)
+            return (codebook.nearest(group(value.baseAddress!, 0), group(weights, 0), scale: scale).point, signs)
         }
         decodeGroup(point: point, storedSigns: signs, scale: scale, codebook: codebook, into: decoded)
         return (point, signs)
@@ -162,12 +168,15 @@ struct LatticeSuperBlock {
     /// Decodes one group: y_i = D·m_i, negated where the sign bit is set, as ggml computes it.
     @inline(__always) static func decodeGroup(point: Int, storedSigns: UInt8, scale: Float, codebook: LatticeCodebook,
                                               into y: UnsafeMutablePointer<Float>) {
-        let signs = fullSigns(storedSigns)
-        codebook.magnitudes.withUnsafeBufferPointer { m in
-            for i in 0..<8 {
-                let v = scale * m[8 * point + i]
-                y[i] = signs & (1 << i) != 0 ? -v : v
-            }
+        let signs = fullSigns(storedSigns), m = codebook.points[point]
+        for i in 0..<8 {
+            let v = scale * m[i]
+            y[i] = signs & (1 << i) != 0 ? -v : v
         }
+    }
+
+    /// Group g (eight floats from 8g) of a buffer, as one vector.
+    @inline(__always) static func group(_ buffer: UnsafePointer<Float>, _ g: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(buffer + 8 * g).loadUnaligned(as: SIMD8<Float>.self)
     }
 }

@@ -107,7 +107,7 @@ struct BlockFormatTests {
     /// LatticeSuperBlock). (3) Its bytes decode to finite values, all-zero rows to zeros.
     @Test(arguments: GGMLType.allCases)
     func encoderIsNoWorseThanGGML(type: GGMLType) throws {
-        var identical = 0, total = 0, ourTotal = 0.0, ggmlTotal = 0.0
+        var identical = 0, total = 0, ourTotal = 0.0, ggmlTotal = 0.0, ratios: [Double] = []
         for c in cases {
             for imatrix in [false, true] {
                 let ggml = result(c, type, imatrix: imatrix)
@@ -123,6 +123,7 @@ struct BlockFormatTests {
                 #expect(ourError <= ggml.weightedError * (1 + 1e-5) + 1e-30, "\(what): \(ourError) vs ggml \(ggml.weightedError)")
                 ourTotal += ourError
                 ggmlTotal += ggml.weightedError
+                if ggml.weightedError > 0 { ratios.append(ourError / ggml.weightedError) }
                 guard !type.isLattice else { continue }
                 let rowBytes = type.rowBytes(c.rowLength)
                 for row in 0..<c.rows {
@@ -134,7 +135,8 @@ struct BlockFormatTests {
             }
         }
         if type.isLattice {
-            print("\(type.name): weighted error \(ourTotal) against ggml's \(ggmlTotal) over the recorded rows")
+            let meanRatio = ratios.reduce(0, +) / Double(max(ratios.count, 1))
+            print("\(type.name): weighted error \(ourTotal) against ggml's \(ggmlTotal) over the recorded rows; mean ratio \(meanRatio) over \(ratios.count) cases")
         } else {
             print("\(type.name): \(identical) of \(total) recorded rows byte-identical to ggml")
         }
