@@ -33,7 +33,7 @@ One run of this script:
    ggml_quantize_chunk from llama.cpp's libggml-base.so (ctypes, a fresh process, the same shape and
    distributions), both on one thread, compared in weights per CPU second (robust to a shared machine);
    and `moe-compress-bench allocation`: BitAllocation.solve
-   on a synthetic DeepSeek-V3-sized error table (61 layers x 256 experts, Q2_K..Q8_0), bins 20000
+   on a synthetic DeepSeek-V3-sized error table (61 layers x 256 experts, IQ2_XXS..Q8_0), bins 20000
    and 100000, budgets 2.25/2.75/3.5/4.5 bits per weight;
 5. prints a table (wall and CPU seconds: on a loaded machine the CPU seconds are the steadier figure) and one JSON object (also saved as --work-dir/results/quantize-DATE.json), with the
    CPU model and features, and the load average around every run.
@@ -497,7 +497,10 @@ print(json.dumps({"tensors": len(a), "only_in_moe_compress": sorted(set(a) - set
                   "different": different, "identical": not different and set(a) == set(b)}))
 """
 
-GGML_TYPES = {"F16": 1, "BF16": 30, "Q8_0": 8, "Q6_K": 14, "Q5_K": 13, "Q4_K": 12, "Q3_K": 11, "Q2_K": 10}
+GGML_TYPES = {"F16": 1, "BF16": 30, "Q8_0": 8, "Q6_K": 14, "Q5_K": 13, "Q4_K": 12, "Q3_K": 11, "Q2_K": 10,
+              "IQ2_XS": 17, "IQ2_XXS": 16}
+# ggml quantizes these only with importance weights (ggml_quantize_requires_imatrix).
+IMATRIX_ONLY = {"IQ2_XS", "IQ2_XXS"}
 
 
 def ggml_rows_main(argv: list[str]) -> None:
@@ -525,7 +528,7 @@ def ggml_rows_main(argv: list[str]) -> None:
     results = []
     for name, code in GGML_TYPES.items():
         lib.ggml_quantize_init(code)
-        for weighted in ((False, True) if name not in ("F16", "BF16") else (False,)):
+        for weighted in ((False,) if name in ("F16", "BF16") else (True,) if name in IMATRIX_ONLY else (False, True)):
             wall, cpu = [], []
             for _ in range(args.repeats):
                 started, cpu_started = time.perf_counter(), time.process_time()

@@ -195,7 +195,7 @@ func rowsBenchmark(_ arguments: [String]) throws {
     let repeats = max(1, Int(option("--repeats", in: arguments) ?? "") ?? 3)
     let rows = Int(option("--rows", in: arguments) ?? "") ?? 1024
     let rowLength = Int(option("--row-length", in: arguments) ?? "") ?? 2048
-    let names = (option("--types", in: arguments) ?? "F16,BF16,Q8_0,Q6_K,Q5_K,Q4_K,Q3_K,Q2_K").split(separator: ",")
+    let names = (option("--types", in: arguments) ?? "F16,BF16,Q8_0,Q6_K,Q5_K,Q4_K,Q3_K,Q2_K,IQ2_XS,IQ2_XXS").split(separator: ",")
     let types = try names.map { name -> GGMLType in
         guard let type = GGMLType(name: String(name)) else { throw BenchError(description: "unknown ggml type \(name)") }
         return type
