@@ -88,7 +88,7 @@ struct LatticeSuperBlock {
             var productSums = SIMD8<Float>(), squareSums = SIMD8<Float>()
             for g in 0..<groups {
                 let values = Self.group(value, g), weights = Self.group(weight, g)
-                let point = codebook.nearest(values, weights, scale: scale).point
+                let point = codebook.nearest(values, weights, scale: scale, wide: false).point
                 chosen[g] = UInt16(point)
                 let m = codebook.points[point], wm = weights * m
                 productSums += wm * values
