@@ -2,6 +2,7 @@ import ArgumentParser
 import Calibration
 import Foundation
 import GGUF
+import Merging
 import Models
 import Quantization
 import Pruning
@@ -71,7 +72,10 @@ extension MoECompress {
 
             --prune-to P first prunes every layer to P experts by --prune-method (see `prune`), on \
             the statistics of --stats (or measured on --data), and quantizes the pruned model \
-            without writing it.
+            without writing it. --merge-to K then (or instead) merges every layer to K experts with \
+            `merge`'s default recipe (M-SMoE's: router-logit similarity, dominant clustering, \
+            aligned fusing; see `merge`), on --merge-sample-tokens calibration tokens; for another \
+            recipe, write the merge with `merge` and quantize its output.
 
             --eval FILE prints held-out perplexity of the input and of the written GGUF, read back \
             by moe-compress's own forward pass.
@@ -113,6 +117,12 @@ extension MoECompress {
 
         @Option(help: ArgumentHelp("With --prune-to: the pruning method (\(PruneMethod.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "method"))
         var pruneMethod: PruneMethod = .reap
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Merge every MoE layer to this many experts (merge's default recipe) after any --prune-to, then quantize the result.", valueName: "K"))
+        var mergeTo: Int?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("With --merge-to: calibration tokens sampled per layer for the similarity and the router rows.", valueName: "N"))
+        var mergeSampleTokens = 2048
 
         @Option(help: ArgumentHelp("Statistics file from `moe-compress calibrate`: its calibration windows are drawn again for the importance pass.", valueName: "file"))
         var stats: String?
@@ -156,6 +166,13 @@ extension MoECompress {
                     throw ValidationError("--prune-to ranks experts by router statistics: pass --stats FILE or --data FILE[:N]")
                 }
             }
+            if let mergeTo {
+                guard mergeTo > 0 else { throw ValidationError("--merge-to \(mergeTo): must be positive") }
+                guard stats != nil || !calibration.sources.isEmpty else {
+                    throw ValidationError("--merge-to measures expert similarity on calibration text: pass --stats FILE or --data FILE[:N]")
+                }
+            }
+            if mergeSampleTokens <= 0 { throw ValidationError("--merge-sample-tokens \(mergeSampleTokens): must be positive") }
             if measureTokens <= 0 { throw ValidationError("--measure-tokens \(measureTokens): must be positive") }
             if dryRun && plan != nil { throw ValidationError("--dry-run writes a plan; --plan reads one") }
         }
@@ -174,14 +191,22 @@ extension MoECompress {
                 throw ValidationError("\(output): already exists (use --force to replace it)")
             }
             let (data, fileStatistics) = try calibrationData(input)
-            let working: Model
+            var working = input
             if let pruneTo {
                 let statistics = try fileStatistics ?? calibration.measure(input, name: model, precision: computeOptions.compute, data: data)
                 let stage = try PruneStage(method: pruneMethod, keep: pruneTo, statistics: statistics, model: input)
                 working = try stage.run(input)
                 print("pruned to \(pruneTo) experts per MoE layer (\(pruneMethod.rawValue)) before quantizing")
-            } else {
-                working = input
+            }
+            if let mergeTo, let data {
+                let bar = ProgressBar(label: "sample")
+                let sample = try LayerInputSample.collect(from: working, data: data, tokenBudget: mergeSampleTokens, precision: computeOptions.compute,
+                                                          batchTokens: calibration.batchTokens) { bar.update(done: $0, total: $1) }
+                var recipe = MergeRecipe(experts: mergeTo)
+                recipe.seed = calibration.seed
+                let stage = try MergePlanner.stage(recipe, model: working, usage: sample.counts, sample: sample, precision: computeOptions.compute)
+                working = try stage.apply(working).model
+                print("merged to \(mergeTo) experts per MoE layer (merge's defaults) before quantizing")
             }
             let (_, tensors) = try GGUFExport.layout(working)
             let candidates = types.flatMap(candidateTypes) ?? Self.defaultCandidates

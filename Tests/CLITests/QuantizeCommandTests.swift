@@ -69,6 +69,19 @@ struct QuantizeCommandTests {
         #expect(experts.count == 12 && experts.allSatisfy { ($0["shape"] as? [Int])?.last == 6 })
     }
 
+    /// Prune to 7, merge those to 6 (merge's defaults), and lay out the GGUF of the result.
+    @Test func pruneAndMergeThenQuantizeWithoutAnIntermediateCheckpoint() throws {
+        let plan = try Fixtures.temporaryDirectory().appendingPathComponent("plan.json")
+        let stats = try PruneCommandTests.statistics.get().path
+        let result = try MoECompressBinary.run(["quantize", "Fixtures/default-model", "-o", plan.path, "--types", "Q8_0", "--prune-to", "7",
+                                                "--merge-to", "6", "--merge-sample-tokens", "256", "--stats", stats, "--dry-run"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("merged to 6 experts per MoE layer"))
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: plan)) as! [String: Any]
+        let experts = written.objects("tensors").filter { ($0["role"] as? String)?.hasSuffix("_exps") ?? false }
+        #expect(experts.count == 12 && experts.allSatisfy { ($0["shape"] as? [Int])?.last == 6 })
+    }
+
     @Test func badQuantizeInput() throws {
         let refuse = PruneCommandTests().expectRefused
         let directory = try Fixtures.temporaryDirectory()
@@ -80,6 +93,8 @@ struct QuantizeCommandTests {
         try refuse(base + ["--types", "Q9_K"], "--types Q9_K: unknown ggml type", output)
         try refuse(base + ["--types", "Q4_K", "--method", "gptq"], "--method gptq measures each layer's input Hessians", output)
         try refuse(base, "pass --types TYPE (one ggml type), --bits B or --plan FILE", output)
+        try refuse(base + ["--types", "Q8_0", "--merge-to", "6"], "--merge-to measures expert similarity on calibration text", output)
+        try refuse(base + ["--types", "Q8_0", "--merge-to", "1"] + Self.calibration, "fewer than the 2 experts each token is routed to", output)
         let stats = try PruneCommandTests.statistics.get().path
         try refuse(["quantize", "Fixtures/models/tiny-mixtral", "-o", output.path, "--types", "Q8_0", "--stats", stats], "measured on another model", output)
 
