@@ -3,12 +3,15 @@
 
 One run of this script:
 1. generates the checkpoint if needed (benchmarks/olmoe_eval_benchmark.py's generator, same
-   --work-dir default), then warms the page cache;
+   --work-dir default), then warms the page cache; a checkpoint larger than the machine's memory
+   (--experts 224: 45 GB against 24 GiB) cannot be cached, so instead one timed read of all its
+   shards is the disk bound that calibration (which reads every layer once) cannot beat;
 2. runs `moe-compress calibrate` on --samples windows of --seq-len ids of the held-out text, once
    per --compute mode, each as a measured child process (wall time, peak RSS), and reports
    calibration tokens/s;
 3. runs `moe-compress prune --keep K --method reap --stats …` (measured) and, for the bound
-   the issue names, `cp -r` of the same checkpoint (measured, then removed);
+   the issue names, `cp -r` of the same checkpoint (measured, then removed; skipped when the
+   disk has no room for a second copy);
 4. counts the expert FLOPs of calibration two ways: ours (each token runs its top-k experts, the
    forward pass's own work) and REAP's observer (every expert on every token,
    CerebrasResearch/reap's observer.py), 6 · hidden · width FLOPs per expert-token;
@@ -16,6 +19,7 @@ One run of this script:
 
     python3 benchmarks/calibrate_prune_benchmark.py            # the full OLMoE shape
     python3 benchmarks/calibrate_prune_benchmark.py --layers 2 --experts 8 --work-dir /tmp/bench-small
+    python3 benchmarks/calibrate_prune_benchmark.py --experts 224 --keep 8 --compute bf16   # larger than RAM
 """
 import argparse
 import datetime
@@ -55,12 +59,17 @@ def main():
     config = json.loads((model / "config.json").read_text())
     hidden, width, top_k = config["hidden_size"], config["intermediate_size"], config["num_experts_per_tok"]
     keep = args.keep or args.experts // 2
-    bench.warm_page_cache(model)
+    checkpoint_bytes = sum(f.stat().st_size for f in model.glob("*.safetensors"))
+    memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    larger_than_memory = checkpoint_bytes > memory_bytes
+    read_seconds = bench.warm_page_cache(model)
 
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "cpu": bench.cpu_model(), "cpu_flags": bench.cpu_flags(), "threads": args.threads,
               "model": str(model), "layers": args.layers, "experts": args.experts, "top_k": top_k,
-              "checkpoint_bytes": sum(f.stat().st_size for f in model.glob("*.safetensors")),
+              "checkpoint_bytes": checkpoint_bytes, "memory_bytes": memory_bytes,
+              "larger_than_memory": larger_than_memory,
+              "read_seconds": read_seconds, "read_gb_per_second": checkpoint_bytes / read_seconds / 1e9,
               "calibrate": {}}
     stats = results_dir / "calibrate-stats.safetensors"
     for compute in args.compute.split(","):
@@ -82,13 +91,15 @@ def main():
     shutil.rmtree(output, ignore_errors=True)
     copy = args.work_dir / "copy-benchmark"
     shutil.rmtree(copy, ignore_errors=True)
-    started = time.perf_counter()
-    subprocess.run(["cp", "-r", str(model), str(copy)], check=True)
-    copy_seconds = time.perf_counter() - started
-    shutil.rmtree(copy, ignore_errors=True)
+    copy_seconds = None
+    if shutil.disk_usage(args.work_dir).free > 1.1 * checkpoint_bytes:
+        started = time.perf_counter()
+        subprocess.run(["cp", "-r", str(model), str(copy)], check=True)
+        copy_seconds = time.perf_counter() - started
+        shutil.rmtree(copy, ignore_errors=True)
     report["prune"] = {"keep": keep, "seconds": measured["wall_seconds"], "peak_rss_gib": bench.gib(measured.get("maxrss_kib")),
                        "output_bytes": output_bytes, "cp_seconds": copy_seconds,
-                       "ratio_to_cp": measured["wall_seconds"] / copy_seconds}
+                       "ratio_to_cp": measured["wall_seconds"] / copy_seconds if copy_seconds else None}
 
     tokens = args.samples * args.seq_len
     per_expert_token = 6 * hidden * width
@@ -97,13 +108,17 @@ def main():
     report["observer_expert_flops"] = {"moe_compress_routed_only": ours, "reap_every_expert": reaps, "ratio": reaps / ours}
 
     print(f"\n{report['cpu']} ({', '.join(report['cpu_flags'])}), {args.threads} threads")
+    print(f"checkpoint {checkpoint_bytes / 1e9:.1f} GB ({'larger than' if larger_than_memory else 'within'} "
+          f"{memory_bytes / 2**30:.1f} GiB of memory); one read of its shards: {read_seconds:.1f} s "
+          f"({report['read_gb_per_second']:.2f} GB/s)")
     for compute, row in report["calibrate"].items():
         print(f"calibrate --compute {compute}: {row['tokens']} tokens in {row['seconds']:.1f} s = "
               f"{row['tokens_per_second']:.0f} tokens/s, peak RSS {row['peak_rss_gib']:.2f} GiB")
     p = report["prune"]
-    print(f"prune --keep {keep}: {p['seconds']:.1f} s, peak RSS {p['peak_rss_gib']:.2f} GiB; cp -r: {p['cp_seconds']:.1f} s "
-          f"(prune / cp = {p['ratio_to_cp']:.2f}; prune writes {p['output_bytes'] / 2**30:.2f} of "
-          f"{report['checkpoint_bytes'] / 2**30:.2f} GiB)")
+    copied = (f"cp -r: {p['cp_seconds']:.1f} s (prune / cp = {p['ratio_to_cp']:.2f})" if p["cp_seconds"]
+              else "cp -r skipped (no room on the disk for a second copy)")
+    print(f"prune --keep {keep}: {p['seconds']:.1f} s, peak RSS {p['peak_rss_gib']:.2f} GiB; {copied}; prune writes "
+          f"{p['output_bytes'] / 2**30:.2f} of {report['checkpoint_bytes'] / 2**30:.2f} GiB")
     f = report["observer_expert_flops"]
     print(f"calibration expert FLOPs: ours {f['moe_compress_routed_only'] / 1e12:.2f} TFLOP, REAP's observer "
           f"{f['reap_every_expert'] / 1e12:.2f} TFLOP (× {f['ratio']:.0f})")

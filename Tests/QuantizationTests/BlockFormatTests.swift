@@ -5,8 +5,9 @@ import Testing
 
 /// The block formats against ggml itself: Fixtures/records/block-quants.json (made by
 /// Fixtures/scripts/record_block_quants.py) holds, for fourteen kinds of rows (44 in all), the bytes llama.cpp's
-/// ggml_quantize_chunk wrote with and without an imatrix, gguf-py's dequantization of them, and
-/// the importance-weighted squared error ggml achieved.
+/// ggml_quantize_chunk wrote with and without an imatrix (the IQ2 types only with one: ggml
+/// refuses them without), gguf-py's dequantization of them, and the importance-weighted squared
+/// error ggml achieved.
 struct BlockFormatTests {
     struct Case {
         let name: String
