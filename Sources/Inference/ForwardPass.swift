@@ -12,6 +12,8 @@ public final class ForwardPass {
     /// Accumulated over every call; read after a run.
     public let timings = ForwardTimings()
     private let rotary: RotaryEmbedding
+    /// The rotary table of the longest sequence seen so far, shared by every layer.
+    private var rotaryTable: RotaryTable?
 
     /// Experts masked out of routing, by layer: their router logits are set to −∞ before the
     /// softmax, so every token is routed as if they were not there (the pass NAEE's enumeration
@@ -57,8 +59,11 @@ public final class ForwardPass {
         let names = model.spec.tensors
         let inputNorm = try readVector(names.inputNorm.filled(layer: layer), from: source)
         normalize(states, into: normed, weight: inputNorm)
-        let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision, rotary: rotary) }
-        try timings.measureAttention { try attention.apply(normed: normed, batch: batch, residual: states, timings: timings, observer: observer) }
+        let attention = try timings.measureWeights { try Attention(layer: layer, model: model, source: source, precision: precision) }
+        let rotary = rotaryTable(covering: batch)
+        try timings.measureAttention {
+            try attention.apply(normed: normed, batch: batch, rotary: rotary, residual: states, timings: timings, observer: observer)
+        }
         source.release(attention.projectionNames)
         try checkFinite(states, after: "layer \(layer)'s attention")
 
@@ -85,6 +90,14 @@ public final class ForwardPass {
         normalize(states, into: states, weight: finalNorm)
         try checkFinite(states, after: "the final norm")
         observer?.observeInput(of: [model.outputHeadName(in: source)], states.pointer, tokens: batch.tokenCount, width: model.hiddenSize)
+    }
+
+    private func rotaryTable(covering batch: TokenBatch) -> RotaryTable {
+        let longest = batch.sequences.map(\.count).max() ?? 0
+        if let rotaryTable, rotaryTable.positions >= longest { return rotaryTable }
+        let table = rotary.table(positions: longest)
+        rotaryTable = table
+        return table
     }
 
     /// A NaN or infinity is reported where it first appears (a bad config value or weight), not
@@ -128,10 +141,15 @@ public struct OutputHead {
     /// Logits of `rows` consecutive hidden-state rows starting at `states`.
     public func logits(_ states: UnsafePointer<Float>, rows: Int) throws -> FloatBuffer {
         let output = FloatBuffer(uninitializedCount: rows * vocabularySize)
-        try projection.apply(states, tokens: rows, into: output.pointer)
-        if let index = firstNonFinite(output.pointer, count: output.count) {
+        try logits(states, rows: rows, into: output.pointer)
+        return output
+    }
+
+    /// Writes the logits of `rows` hidden-state rows into `output` (`rows x vocabularySize`).
+    public func logits(_ states: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>) throws {
+        try projection.apply(states, tokens: rows, into: output)
+        if let index = firstNonFinite(output, count: rows * vocabularySize) {
             throw NumericalError(model: model, "logit is \(output[index]) (row \(index / vocabularySize), token id \(index % vocabularySize)) after the output head")
         }
-        return output
     }
 }

@@ -38,15 +38,17 @@ public struct CausalAttention: Sendable {
 
     /// Attention over independent sequences packed one after another. `q` holds one row of
     /// `heads * headDim` values per token, `k` and `v` rows of `keyValueHeads * headDim` (each
-    /// token's heads side by side, as the projections produce them); `sequences` are token
-    /// ranges. Writes each covered token's row of `heads * headDim` values into `context`.
+    /// token's heads side by side, as the projections produce them; query rows `queryStride`
+    /// floats apart, nil for packed: a fused q/k/v projection interleaves them); `sequences` are
+    /// token ranges. Writes each covered token's row of `heads * headDim` values into `context`.
     /// Work items (sequence, KV head, query block) are shared by `threads` workers, each running
     /// its GEMMs single-threaded; with one thread the GEMMs keep the caller's thread count.
     public func apply(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                      queryStride: Int? = nil,
                       sequences: [Range<Int>], into context: UnsafeMutablePointer<Float>, threads: Int) throws {
         let items = workItems(sequences)
         let workers = min(max(threads, 1), items.count)
-        let operands = Operands(q: q, k: k, v: v, context: context)
+        let operands = Operands(q: q, k: k, v: v, context: context, queryStride: queryStride ?? heads * headDim)
         guard workers > 1 else {
             let scratch = Scratch(rows: groupSize * queryBlock, keyBlock: keyBlock, headDim: headDim)
             for item in items { try attend(item, operands, scratch) }
@@ -117,6 +119,7 @@ public struct CausalAttention: Sendable {
     private struct Operands: @unchecked Sendable {
         let q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>
         let context: UnsafeMutablePointer<Float>
+        let queryStride: Int
     }
 
     /// One worker's blocks: the stacked queries, a block of scores, the output accumulator and
@@ -138,25 +141,25 @@ public struct CausalAttention: Sendable {
     /// at query position `queries.lowerBound + t`, with `n = queries.count`.
     private func attend(_ item: WorkItem, _ operands: Operands, _ scratch: Scratch) throws {
         let d = headDim, group = groupSize, n = item.queries.count, rows = group * n
-        let queryWidth = heads * d, keyValueWidth = keyValueHeads * d
+        let contextWidth = heads * d, keyValueStride = keyValueHeads * d
         let firstHead = item.keyValueHead * group
         for h in 0..<group {
             for t in 0..<n {
                 let token = item.sequenceStart + item.queries.lowerBound + t
-                (scratch.queries.pointer + (h * n + t) * d).update(from: operands.q + token * queryWidth + (firstHead + h) * d, count: d)
+                (scratch.queries.pointer + (h * n + t) * d).update(from: operands.q + token * operands.queryStride + (firstHead + h) * d, count: d)
             }
         }
         scratch.output.pointer.initialize(repeating: 0, count: rows * d)
         scratch.runningMax.pointer.initialize(repeating: -.infinity, count: rows)
         scratch.runningSum.pointer.initialize(repeating: 0, count: rows)
         let scale = 1 / Float(d).squareRoot()
-        let keyBase = operands.k + item.sequenceStart * keyValueWidth + item.keyValueHead * d
-        let valueBase = operands.v + item.sequenceStart * keyValueWidth + item.keyValueHead * d
+        let keyBase = operands.k + item.sequenceStart * keyValueStride + item.keyValueHead * d
+        let valueBase = operands.v + item.sequenceStart * keyValueStride + item.keyValueHead * d
         let keysEnd = item.queries.upperBound
         for keyStart in stride(from: firstVisibleKey(item.queries.lowerBound), to: keysEnd, by: keyBlock) {
             let keys = keyStart..<min(keyStart + keyBlock, keysEnd)
             try gemm(m: rows, n: keys.count, k: d, alpha: scale, a: scratch.queries.pointer, lda: d,
-                 b: keyBase + keys.lowerBound * keyValueWidth, ldb: keyValueWidth, transposeB: true,
+                 b: keyBase + keys.lowerBound * keyValueStride, ldb: keyValueStride, transposeB: true,
                  c: scratch.scores.pointer, ldc: keys.count)
             for row in 0..<rows {
                 let visible = visibleColumns(query: item.queries.lowerBound + row % n, keys: keys)
@@ -166,7 +169,7 @@ public struct CausalAttention: Sendable {
                 if rescale != 1 { scaleRow(scratch.output.pointer + row * d, by: rescale, count: d) }
             }
             try gemm(m: rows, n: d, k: keys.count, a: scratch.scores.pointer, lda: keys.count,
-                 b: valueBase + keys.lowerBound * keyValueWidth, ldb: keyValueWidth,
+                 b: valueBase + keys.lowerBound * keyValueStride, ldb: keyValueStride,
                  beta: 1, c: scratch.output.pointer, ldc: d)
         }
         for h in 0..<group {
@@ -175,7 +178,7 @@ public struct CausalAttention: Sendable {
                 let token = item.sequenceStart + item.queries.lowerBound + t
                 // The query's own key is always visible, so the sum is positive.
                 let normalizer = 1 / scratch.runningSum[row]
-                let target = operands.context + token * queryWidth + (firstHead + h) * d
+                let target = operands.context + token * contextWidth + (firstHead + h) * d
                 for c in 0..<d { target[c] = scratch.output[row * d + c] * normalizer }
             }
         }
