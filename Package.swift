@@ -62,7 +62,7 @@ let package = Package(
             ]
         ),
         // `moe-compress-bench allocation`: BitAllocation.solve on a synthetic DeepSeek-V3-sized table.
-        .executableTarget(name: "Bench", dependencies: ["Quantizing", "Quantization", "CLinearAlgebra"], path: "Sources/Bench"),
+        .executableTarget(name: "Bench", dependencies: ["Quantizing", "Quantization", "Tensors", "CLinearAlgebra"], path: "Sources/Bench"),
         // Locates Fixtures/ and reads the records the fixture scripts made; used only by tests.
         .target(name: "FixtureSupport", path: "Tests/FixtureSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "FixtureSupport"]),

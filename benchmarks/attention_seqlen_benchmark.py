@@ -17,7 +17,8 @@ One run of this script:
      (the `_transformers` worker of olmoe_eval_benchmark.py);
    - llama.cpp, twice (F32 K/V cache without flash attention, then its defaults): each window
      decoded as one batch (n_batch = n_ubatch = window), logits of the last token only, T
-     threads; then, untimed, the same windows with all logits for perplexity;
+     threads; then the same windows with every position's logits (timed as well: the
+     equal-work comparison, "x all-l" in the table) for perplexity;
    - the machine's float32 GEMM rate on the expert shapes at that point's rows per expert
      (torch and numpy, best of three), the reference for the pass's achieved GFLOP/s;
 4. prints a table per code path and one JSON object (saved under --work-dir/results/).
@@ -170,9 +171,13 @@ def llama_main(argv: list[str]) -> None:
         started = time.perf_counter()
         decode(ids[a:b], False)
         prefill_seconds += time.perf_counter() - started
-    total_nll, predicted = 0.0, 0
+    # The same windows with every position's logits, as a perplexity pass (and moe-compress's
+    # eval) must compute them: the equal-work comparison. The log-softmax in numpy is not timed.
+    total_nll, predicted, all_logits_seconds = 0.0, 0, 0.0
     for a, b in windows:
+        started = time.perf_counter()
         decode(ids[a:b], True)
+        all_logits_seconds += time.perf_counter() - started
         logits = np.ctypeslib.as_array(ll.llama_get_logits(context), shape=(b - a, vocabulary))[:-1].astype(np.float64)
         top = logits.max(axis=1)
         log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
@@ -182,6 +187,7 @@ def llama_main(argv: list[str]) -> None:
     print(json.dumps({
         "tokens_per_second": processed / prefill_seconds, "seconds": prefill_seconds,
         "processed_tokens": processed, "windows": len(windows),
+        "all_logits_tokens_per_second": processed / all_logits_seconds, "all_logits_seconds": all_logits_seconds,
         "perplexity": math.exp(total_nll / predicted),
         "flash_attn_type": int(params.flash_attn_type), "n_batch": longest,
         "llama_cpp_python": ll.__version__, "system_info": ll.llama_print_system_info().decode(),
@@ -248,6 +254,8 @@ def run_point(seq_len: int, tokens: int, ids: list[int], args, env: dict, run_di
             "peak_rss_gib": gib(measured["maxrss_kib"]), "perplexity": report["perplexity"],
             "settings": LLAMA_CONFIGS[config], "system_info": report["system_info"],
             "flops": flops, "gflops": flops["total"] / report["seconds"] / 1e9,
+            "all_logits_tokens_per_second": report["all_logits_tokens_per_second"],
+            "all_logits_seconds": report["all_logits_seconds"],
         }
 
     rows = max(1, point["processed_tokens"] * s["top_k"] // s["experts"])
@@ -259,6 +267,10 @@ def run_point(seq_len: int, tokens: int, ids: list[int], args, env: dict, run_di
     point["ratios"] = {
         "over_transformers": ratio(mc["tokens_per_second"], hf and hf["tokens_per_second"]),
         "over_llama_cpp": ratio(mc["tokens_per_second"], lc and lc["tokens_per_second"]),
+        # Equal work: llama.cpp computing every position's logits, as eval does.
+        "over_llama_cpp_all_logits": ratio(mc["tokens_per_second"], max(
+            (point[k]["all_logits_tokens_per_second"] for k in ("llama_cpp_f32", "llama_cpp_default") if k in point),
+            default=None)),
         "gemm_fraction": ratio(mc["gflops"], point["gemm_rates"]["best_f32"]),
         "perplexity_vs_transformers": relative_difference(mc["perplexity"], hf and hf["perplexity"]),
         **{f"{k}_perplexity_vs_transformers": relative_difference(point[k]["perplexity"], hf and hf["perplexity"])
@@ -271,7 +283,7 @@ def print_table(isa: str, points: list[dict], header_line: str) -> None:
     print(f"code path {isa}: {header_line}")
     columns = (f"{'seq':>5} {'ids':>6} | {'moe-c tok/s':>11} {'attn s':>6} {'attn%':>5} {'kern%':>5} {'GFLOP/s':>7} "
                f"{'of GEMM':>7} {'RSS GiB':>7} | {'hf tok/s':>8} {'RSS GiB':>7} | {'llama f32':>9} {'default':>7} {'RSS GiB':>7} | "
-               f"{'x hf':>5} {'x llama':>7} {'ppl diff':>9} {'GEMM f32':>8}")
+               f"{'x hf':>5} {'x llama':>7} {'x all-l':>7} {'ppl diff':>9} {'GEMM f32':>8}")
     print(columns)
     print("-" * len(columns))
     for p in points:
@@ -285,6 +297,7 @@ def print_table(isa: str, points: list[dict], header_line: str) -> None:
               f"{fmt(lf.get('tokens_per_second'), '9.1f')} {fmt(ld.get('tokens_per_second'), '7.1f')} "
               f"{fmt(lf.get('peak_rss_gib'), '7.2f')} | "
               f"{fmt(r['over_transformers'], '5.2f')} {fmt(r['over_llama_cpp'], '7.2f')} "
+              f"{fmt(r['over_llama_cpp_all_logits'], '7.2f')} "
               f"{'-' if ppl is None else f'{100 * ppl:+.4f}%':>9} {p['gemm_rates']['best_f32']:>8.1f}")
     print()
 

@@ -3,11 +3,14 @@
 //   moe-compress-bench allocation [--repeats N] [--bins 20000,100000] [--bits 2.25,2.75,3.5,4.5] [--seed S] [--types LIST]
 //   moe-compress-bench rows [--types F16,Q4_K,...] [--rows 1024] [--row-length 2048] [--repeats N]
 //   moe-compress-bench gptq [--types Q4_K,Q2_K,IQ2_XXS] [--hidden 2048] [--width 1024] [--tokens 4096] [--repeats N]
+//   moe-compress-bench attention [--seq-len 2048] [--sequences 2] [--heads 8] [--kv-heads 2] [--head-dim 128]
+//                                [--query-blocks 32,64,128] [--key-blocks 128,256,512] [--threads T] [--repeats N]
 //
 // `allocation` times BitAllocation.solve (the multiple-choice knapsack of `quantize --bits`) on a
 // synthetic error table of DeepSeek-V3's size; `rows` times quantizeRows on one expert-sized
 // matrix of N(0, 0.02) weights, on one core and on all of them, with and without importance
-// weights; `gptq` times GPTQ on one OLMoE-shaped expert (GPTQBenchmark.swift). Each prints one
+// weights; `gptq` times GPTQ on one OLMoE-shaped expert (GPTQBenchmark.swift); `attention` times the
+// causal attention kernel per block size (AttentionBenchmark.swift). Each prints one
 // JSON object on stdout.
 import Foundation
 import Quantization
@@ -285,11 +288,17 @@ case "gptq":
         FileHandle.standardError.write(Data("moe-compress-bench: \(error)\n".utf8))
         exit(1)
     }
+case "attention":
+    do { try attentionBenchmark(Array(arguments.dropFirst())) } catch {
+        FileHandle.standardError.write(Data("moe-compress-bench: \(error)\n".utf8))
+        exit(1)
+    }
 default:
     FileHandle.standardError.write(Data("""
         usage: moe-compress-bench allocation [--repeats N] [--bins 20000,100000] [--bits 2.25,2.75,3.5,4.5] [--seed S] [--layers 61] [--experts 256] [--types LIST]
                moe-compress-bench rows [--types F16,Q4_K,...] [--rows 1024] [--row-length 2048] [--repeats N]
                moe-compress-bench gptq [--types Q4_K,Q2_K,IQ2_XXS] [--hidden 2048] [--width 1024] [--tokens 4096] [--repeats N]
+               moe-compress-bench attention [--seq-len 2048] [--sequences 2] [--heads 8] [--kv-heads 2] [--head-dim 128] [--query-blocks 32,64,128] [--key-blocks 128,256,512] [--threads T] [--repeats N]
 
         """.utf8))
     exit(2)
