@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 
 struct MoECompress: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,7 @@ struct MoECompress: ParsableCommand {
 @main
 enum Entry {
     static func main() {
+        AllocatorPolicy.reuseFreedBuffers()
         do {
             var command = try MoECompress.parseAsRoot()
             try command.run()

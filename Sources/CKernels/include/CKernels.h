@@ -46,4 +46,8 @@ float ck_online_softmax_step(float *scores, size_t count, size_t begin, size_t e
 /// Plain C on the bit patterns: the compiler vectorises it for any x86-64.
 size_t ck_first_non_finite(const float *x, size_t count);
 
+/// Keeps freed blocks of up to 256 MiB in glibc's heap for reuse instead of unmapping them
+/// (AllocatorPolicy.reuseFreedBuffers says why); a no-op off glibc.
+void ck_reuse_freed_buffers(void);
+
 #endif
