@@ -3,24 +3,8 @@
 enum Q4_1: BlockFormat {
     static func encode(_ x: UnsafePointer<Float>, count: Int, importance: UnsafePointer<Float>?,
                        into blocks: UnsafeMutableRawPointer, scratch: BlockScratch) {
-        let levels = scratch.levels
-        guard let importance else {
-            // quantize_row_q4_1_ref: the block's range split into 15 steps.
-            for block in 0..<count / 32 {
-                let (d, m) = rangeLevels(x + 32 * block, nmax: 15, levels: levels)
-                store(d: d, m: m, levels: levels, into: blocks + 20 * block)
-            }
-            return
-        }
-        // quantize_row_q4_1_impl: σ² over the whole row, then make_qkx3_quants per block.
-        let sigma2 = sumOfSquares(x, count: count) / Float(count)
-        for block in 0..<count / 32 {
-            let xb = x + 32 * block
-            importanceWeights(xb, importance + 32 * block, count: 32, sigma2: sigma2, into: scratch.weights)
-            let (d, min) = asymmetricScale(count: 32, nmax: 15, xb, weights: scratch.weights, levels: levels,
-                                           trial: scratch.trial, rmin: -0.9, rdelta: 0.05, steps: 36, absoluteError: false)
-            store(d: d, m: -min, levels: levels, into: blocks + 20 * block)
-        }
+        encodeScaleMinBlocks(x, count: count, importance: importance, nmax: 15, blockBytes: 20, into: blocks,
+                             scratch: scratch, store: store)
     }
 
     private static func store(d: Float, m: Float, levels: UnsafePointer<UInt8>, into out: UnsafeMutableRawPointer) {
@@ -40,22 +24,4 @@ enum Q4_1: BlockFormat {
             }
         }
     }
-}
-
-/// quantize_row_q4_1_ref / q5_1_ref: d = (max − min)/nmax, m = min, levels (x − min)/d rounded
-/// half up (a truncating cast of +0.5). Q4_1 caps the levels at 15; Q5_1's cast cannot exceed 31.
-/// Returns d and m unrounded; the caller stores them as halves.
-func rangeLevels(_ x: UnsafePointer<Float>, nmax: Int, levels: UnsafeMutablePointer<UInt8>) -> (d: Float, m: Float) {
-    var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
-    for j in 0..<32 {
-        if x[j] < min { min = x[j] }
-        if x[j] > max { max = x[j] }
-    }
-    let d = (max - min) / Float(nmax)
-    let id: Float = d != 0 ? 1 / d : 0
-    for j in 0..<32 {
-        let q = truncatedByte((x[j] - min) * id + 0.5)
-        levels[j] = nmax == 15 ? UInt8(bitPattern: Swift.min(15, Int8(bitPattern: q))) : q
-    }
-    return (d, min)
 }

@@ -3,24 +3,8 @@
 enum Q5_1: BlockFormat {
     static func encode(_ x: UnsafePointer<Float>, count: Int, importance: UnsafePointer<Float>?,
                        into blocks: UnsafeMutableRawPointer, scratch: BlockScratch) {
-        let levels = scratch.levels
-        guard let importance else {
-            // quantize_row_q5_1_ref: the block's range split into 31 steps.
-            for block in 0..<count / 32 {
-                let (d, m) = rangeLevels(x + 32 * block, nmax: 31, levels: levels)
-                store(d: d, m: m, levels: levels, into: blocks + 24 * block)
-            }
-            return
-        }
-        // quantize_row_q5_1_impl: σ² over the whole row, then make_qkx3_quants per block.
-        let sigma2 = sumOfSquares(x, count: count) / Float(count)
-        for block in 0..<count / 32 {
-            let xb = x + 32 * block
-            importanceWeights(xb, importance + 32 * block, count: 32, sigma2: sigma2, into: scratch.weights)
-            let (d, min) = asymmetricScale(count: 32, nmax: 31, xb, weights: scratch.weights, levels: levels,
-                                           trial: scratch.trial, rmin: -0.9, rdelta: 0.05, steps: 36, absoluteError: false)
-            store(d: d, m: -min, levels: levels, into: blocks + 24 * block)
-        }
+        encodeScaleMinBlocks(x, count: count, importance: importance, nmax: 31, blockBytes: 24, into: blocks,
+                             scratch: scratch, store: store)
     }
 
     private static func store(d: Float, m: Float, levels: UnsafePointer<UInt8>, into out: UnsafeMutableRawPointer) {
