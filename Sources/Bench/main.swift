@@ -15,6 +15,7 @@
 import Foundation
 import Quantization
 import Quantizing
+import Tensors
 
 /// SplitMix64: a seeded generator, so every run builds the same table.
 struct SplitMix64: RandomNumberGenerator {
@@ -258,7 +259,7 @@ func rowsBenchmark(_ arguments: [String]) throws {
         }
     }
     let report: [String: Any] = ["mode": "rows", "rows": rows, "row_length": rowLength, "repeats": repeats,
-                                 "serial_chunk_rows": serialRows, "cores": ProcessInfo.processInfo.activeProcessorCount,
+                                 "serial_chunk_rows": serialRows, "cores": Cores.available,
                                  "results": results]
     let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))

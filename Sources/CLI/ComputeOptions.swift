@@ -17,7 +17,7 @@ struct ComputeOptions: ParsableArguments {
 
     /// More threads than this only oversubscribes the cores (and an absurd count exhausts the
     /// OpenMP runtime, which then crashes instead of failing).
-    static var maximumThreads: Int { 4 * ProcessInfo.processInfo.activeProcessorCount }
+    static var maximumThreads: Int { 4 * Cores.available }
 
     func validate() throws {
         if let threads, threads < 1 || threads > Self.maximumThreads {

@@ -84,7 +84,7 @@ extension GGMLType {
 /// enough work to pay for the threads (the only level of parallelism: `body` runs serially).
 /// Returns the failure of the earliest failing range.
 private func forEachRowChunk(rows: Int, rowLength: Int, _ body: @Sendable (Range<Int>) -> QuantizationError?) -> QuantizationError? {
-    let workers = ProcessInfo.processInfo.activeProcessorCount
+    let workers = Cores.available
     guard workers > 1, rows > 1, rows * rowLength >= 1 << 16 else { return body(0..<rows) }
     // A few chunks per core, so a core slowed by other work does not hold up the rest.
     let chunks = Swift.min(rows, 4 * workers)

@@ -9,7 +9,7 @@ import Foundation
 /// so it uses the cores BLAS would otherwise leave idle rather than competing with it. Streaming
 /// a bf16 checkpoint spends a large share of its time here (docs/benchmarks.md).
 public func convertToFloat32(_ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>) {
-    let workers = ProcessInfo.processInfo.activeProcessorCount
+    let workers = Cores.available
     guard workers > 1, count >= 1 << 20 else {
         convertChunkToFloat32(source, dtype: dtype, count: count, into: destination)
         return
