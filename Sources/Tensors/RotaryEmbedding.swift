@@ -56,13 +56,14 @@ public struct RotaryTable: Sendable {
         cosines.withUnsafeBufferPointer { cosines in
             sines.withUnsafeBufferPointer { sines in
                 for position in 0..<count {
-                    let cosine = cosines.baseAddress! + position * half, sine = sines.baseAddress! + position * half
+                    let angles = position * half
                     for head in 0..<heads {
                         let base = rows + position * stride + head * headDim
                         for i in 0..<half {
                             let first = base[i], second = base[i + half]
-                            base[i] = first * cosine[i] - second * sine[i]
-                            base[i + half] = second * cosine[i] + first * sine[i]
+                            let cosine = cosines[angles + i], sine = sines[angles + i]
+                            base[i] = first * cosine - second * sine
+                            base[i + half] = second * cosine + first * sine
                         }
                     }
                 }
